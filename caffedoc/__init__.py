@@ -1,0 +1,3 @@
+"""caffedoc: make Caffe work on a machine, and prove that it does."""
+
+__version__ = "0.1.0"

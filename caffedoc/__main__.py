@@ -1,0 +1,3 @@
+from caffedoc.cli import main
+
+main()

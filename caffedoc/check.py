@@ -1,0 +1,36 @@
+"""`caffedoc check`: facts → findings → report, read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caffedoc import __version__, detect, probes
+from caffedoc.findings import Finding, overall
+from caffedoc.probes import Context, Facts
+
+
+@dataclass(frozen=True)
+class Report:
+    facts: Facts
+    findings: list[Finding]
+
+    @property
+    def status(self) -> str:
+        return overall(self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "error" else 0
+
+    def to_json(self) -> dict:
+        return {
+            "caffedoc": __version__,
+            "status": self.status,
+            "facts": self.facts.to_json(),
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def run_check(ctx: Context) -> Report:
+    facts = probes.gather(ctx)
+    return Report(facts, detect.evaluate(facts))

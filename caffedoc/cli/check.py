@@ -1,0 +1,44 @@
+"""`caffedoc check`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from caffedoc.cli import options
+
+
+def check(
+    python: Annotated[
+        Optional[Path],
+        typer.Option(help="Interpreter (or venv) to diagnose; default: python3 on PATH."),
+    ] = None,
+    caffe: Annotated[
+        Optional[Path], typer.Option(help="A Caffe source, build or install tree to examine.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Inspect this machine (read-only) and report each Caffe problem with its known fix.
+
+    Exit status: 0 no errors, 1 at least one error, 2 bad usage.
+    """
+    from caffedoc.check import run_check
+    from caffedoc.probes import Context, default_python
+    from caffedoc.report import render_text
+
+    env = dict(os.environ)
+    ctx = Context(
+        python=options.interpreter(python) or default_python(env),
+        caffe_dir=options.existing_dir(caffe, "--caffe"),
+        env=env,
+        # Tests point these at a private linker configuration and cache.
+        ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
+        ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
+    )
+    report = run_check(ctx)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else render_text(report))
+    raise typer.Exit(report.exit_code)

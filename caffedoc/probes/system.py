@@ -1,0 +1,59 @@
+"""The basics a person asks first: OS, compiler, CPU and memory."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+import distro
+import psutil
+
+from caffedoc import host
+from caffedoc.probes import Context, probe
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    os_id: str  # distro id: debian, ubuntu…
+    os_version: str  # 12, 18.04…
+    os_codename: str
+    os_name: str  # human-readable
+    machine: str  # x86_64, aarch64
+    kernel: str
+    cores: int
+    memory_gb: float
+    available_gb: float
+    compiler: str | None  # first line of `c++ --version`
+    cmake: str | None
+    is_root: bool
+
+
+def _first_line(result: host.Result) -> str | None:
+    return result.stdout.splitlines()[0].strip() if result.ok and result.stdout else None
+
+
+def _summarize(f: SystemFacts) -> list[str]:
+    return [
+        f"{f.os_name} ({f.machine}), {f.cores} cores, {f.memory_gb:.0f} GB memory",
+        f"compiler: {f.compiler or 'none found'}; cmake: {f.cmake or 'none found'}",
+    ]
+
+
+@probe("system", _summarize)
+def gather(ctx: Context) -> SystemFacts:
+    mem = psutil.virtual_memory()
+    return SystemFacts(
+        os_id=distro.id(),
+        os_version=distro.version(),
+        os_codename=distro.codename(),
+        os_name=distro.name(pretty=True),
+        machine=platform.machine(),
+        kernel=platform.release(),
+        cores=psutil.cpu_count() or 1,
+        memory_gb=round(mem.total / 2**30, 1),
+        available_gb=round(mem.available / 2**30, 1),
+        compiler=_first_line(host.run(["c++", "--version"], timeout=ctx.timeout, env=ctx.env)),
+        cmake=_first_line(host.run(["cmake", "--version"], timeout=ctx.timeout, env=ctx.env)),
+        is_root=os.geteuid() == 0,
+    )

@@ -1,0 +1,70 @@
+"""Renderers: they format findings, they never judge."""
+
+from __future__ import annotations
+
+import textwrap
+
+from caffedoc import knowledge, probes
+from caffedoc.check import Report
+from caffedoc.findings import Finding, Severity
+
+MARK = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "·"}
+AREA_TITLES = {
+    "system": "System",
+    "python": "Python interpreters and pips",
+    "protobuf": "protobuf",
+    "caffe": "Caffe installs",
+    "cuda": "CUDA, cuDNN and the linker cache",
+    "opencv": "OpenCV beside Caffe",
+    "build": "Build",
+    "runtime": "Runtime",
+}
+
+
+def _area_mark(findings: list[Finding]) -> str:
+    worst = max(findings, key=lambda f: f.severity.rank, default=None)
+    return "✓" if worst is None or worst.severity is Severity.INFO else MARK[worst.severity]
+
+
+def render_finding(f: Finding, indent: str = "    ") -> list[str]:
+    """A finding as text: title, evidence, fix, references."""
+    sub = indent + "  "
+    lines = [f"{indent}{MARK[f.severity]} [{f.id}] {f.title}"]
+    lines += [f"{sub}seen: {e}" for e in f.evidence]
+    fix = textwrap.fill(
+        " ".join(f.fix.split()),
+        width=92,
+        initial_indent=f"{sub}fix:  ",
+        subsequent_indent=sub + "      ",
+    )
+    lines.append(fix)
+    if f.references:
+        lines.append(f"{sub}see:  " + ", ".join(f.references))
+    return lines
+
+
+def render_text(report: Report) -> str:
+    """Grouped by area, flutter-doctor style, with a one-line summary."""
+    lines: list[str] = []
+    areas = [
+        a
+        for a in knowledge.AREAS
+        if a in report.facts.areas or any(f.area == a for f in report.findings)
+    ]
+    for area in areas:
+        mine = [f for f in report.findings if f.area == area]
+        lines.append(f"[{_area_mark(mine)}] {AREA_TITLES[area]}")
+        lines += [f"    {s}" for s in probes.summary(area, report.facts)]
+        for f in mine:
+            lines += render_finding(f)
+    counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
+    lines.append("")
+    if report.status == "ok":
+        lines.append(
+            "No problems found."
+            if not report.findings
+            else f"No problems found ({counts[Severity.INFO]} notes)."
+        )
+    else:
+        lines.append(f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s).")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""Shared fixtures: each fixture module builds one kind of real environment."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins: list[str] = []
+
+
+def caffedoc(*args: str, env: dict | None = None, timeout: float = 300,
+             cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a child process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "caffedoc", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+    )
+
+
+@pytest.fixture
+def run_caffedoc():
+    return caffedoc

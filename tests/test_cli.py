@@ -1,0 +1,52 @@
+"""The command line's contract: version, help, exit codes, one-line errors."""
+
+import json
+
+from caffedoc import __version__
+from tests.conftest import caffedoc
+
+
+def test_version():
+    res = caffedoc("--version")
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"caffedoc {__version__}"
+
+
+def test_help_lists_commands():
+    res = caffedoc("--help")
+    assert res.returncode == 0
+    assert "check" in res.stdout
+
+
+def test_unknown_option_is_usage_error():
+    res = caffedoc("check", "--no-such-option")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+
+
+def test_python_that_does_not_exist(tmp_path):
+    res = caffedoc("check", "--python", str(tmp_path / "nope"))
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"caffedoc: error: --python {tmp_path / 'nope'}: no such file"
+
+
+def test_python_that_is_not_a_python(tmp_path):
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho hello\n")
+    fake.chmod(0o755)
+    res = caffedoc("check", "--python", str(fake))
+    assert res.returncode == 2
+    assert "not a Python interpreter" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_check_json_shape():
+    res = caffedoc("check", "--json")
+    assert res.returncode in (0, 1)
+    report = json.loads(res.stdout)
+    assert report["caffedoc"] == __version__
+    assert report["status"] in ("ok", "warning", "error")
+    assert report["facts"]["system"]["os_id"]
+    for f in report["findings"]:
+        assert set(f) == {"id", "area", "severity", "title", "evidence", "fix", "references"}
+    assert (res.returncode == 1) == (report["status"] == "error")
