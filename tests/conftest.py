@@ -8,7 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.fixtures.envs", "tests.fixtures.native", "tests.fixtures.caffe_build"]
 
 
 def caffedoc(*args: str, env: dict | None = None, timeout: float = 300,

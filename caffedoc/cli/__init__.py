@@ -12,7 +12,7 @@ import sys
 import typer
 
 from caffedoc import __version__
-from caffedoc.cli import check
+from caffedoc.cli import build, check, explain, recipes, smoke
 from caffedoc.errors import CaffedocError
 
 app = typer.Typer(
@@ -39,6 +39,10 @@ def root(
 
 
 app.command()(check.check)
+app.command()(explain.explain)
+app.command()(build.build)
+app.command()(recipes.recipes)
+app.command()(smoke.smoke)
 
 
 def main() -> None:

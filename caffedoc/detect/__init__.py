@@ -15,7 +15,7 @@ from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
 
-MODULES: tuple[str, ...] = ()
+MODULES = ("python", "protobuf", "caffe", "cuda", "opencv")
 
 Detector = Callable[[Facts], Iterable[Hit]]
 REGISTRY: dict[str, Detector] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 # The subjects, in report order; each is a module of this package.
-MODULES = ("system",)
+MODULES = ("system", "python", "protobuf", "caffe", "cuda", "opencv")
 
 
 @dataclass(frozen=True)

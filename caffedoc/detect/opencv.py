@@ -1,0 +1,1 @@
+"""Rules about opencv (being written)."""

@@ -1,0 +1,1 @@
+"""caffe facts (being written)."""

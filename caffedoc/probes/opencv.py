@@ -1,0 +1,1 @@
+"""opencv facts (being written)."""

@@ -1,0 +1,1 @@
+"""protobuf facts (being written)."""

@@ -1,0 +1,1 @@
+"""python facts (being written)."""
