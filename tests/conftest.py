@@ -11,12 +11,17 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.fixtures.envs", "tests.fixtures.native", "tests.fixtures.caffe_build"]
 
 
-def caffedoc(*args: str, env: dict | None = None, timeout: float = 300,
-             cwd: Path | None = None) -> subprocess.CompletedProcess:
+def caffedoc(
+    *args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the real CLI in a child process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "caffedoc", *args],
-        capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
     )
 
 

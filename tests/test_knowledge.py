@@ -4,9 +4,24 @@ import pytest
 
 from caffedoc import knowledge
 
-REQUIRED = """protobuf-version-drift protobuf-descriptor-clash interpreter-drift shadowed-caffe
-cuda-library-path cudnn-version cuda-arch opencv-build opencv-runtime-crash boost-python
-numpy-abi hdf5-not-found blas-not-found gpu-driver memorydata-input prototxt-parse""".split()
+REQUIRED = [
+    "protobuf-version-drift",
+    "protobuf-descriptor-clash",
+    "interpreter-drift",
+    "shadowed-caffe",
+    "cuda-library-path",
+    "cudnn-version",
+    "cuda-arch",
+    "opencv-build",
+    "opencv-runtime-crash",
+    "boost-python",
+    "numpy-abi",
+    "hdf5-not-found",
+    "blas-not-found",
+    "gpu-driver",
+    "memorydata-input",
+    "prototxt-parse",
+]
 
 
 def test_required_ids_exist():
