@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
+# Plain click output: one-line usage errors, no boxes, and a faster start.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
 import typer
 
 from caffedoc import __version__
