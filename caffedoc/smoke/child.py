@@ -1,0 +1,303 @@
+# ruff: noqa: UP010, UP024, UP031, B904  (this file must also run on Python 2.7)
+"""The smoke step itself, run by path inside the interpreter under test.
+
+It must run on every Python pycaffe supports (2.7 and 3.x) and import nothing
+from caffedoc. It reports to the runner through JSON lines on stdout, one
+"stage" line before each stage starts, so that a segfault or an abort still
+tells the runner where it happened; Caffe's own log goes to stderr.
+
+usage: child.py WORKDIR MODE DEVICE   (MODE: auto, cpu or gpu)
+"""
+
+from __future__ import division, print_function
+
+import json
+import math
+import os
+import sys
+import traceback
+
+TAG = "caffedoc-smoke: "
+BATCH = 16
+SHAPE = (1, 4, 4)  # channels, height, width
+CLASSES = 3
+TRAIN_N = 64  # multiples of BATCH, as set_input_arrays requires
+TEST_N = 32
+MAX_EPOCHS = 40
+STUCK_LOSS = 87.3365  # -log(FLT_MIN): SoftmaxWithLoss fed garbage
+
+
+class Failed(Exception):
+    """A failure the child recognized itself; `kind` tells the runner what it was."""
+
+    def __init__(self, kind, message, **fields):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.fields = fields
+
+
+def emit(event, **fields):
+    fields["event"] = event
+    sys.stdout.write(TAG + json.dumps(fields, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def stage(name):
+    emit("stage", stage=name)
+
+
+def cuda_device_count():
+    """(count, why) from the libcudart this Caffe loaded; count is None when it cannot tell."""
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = set(line.split()[-1] for line in fh if ".so" in line)
+    except (IOError, OSError):
+        return None, "cannot read /proc/self/maps"
+    cudart = [p for p in libs if os.path.basename(p).startswith("libcudart.so")]
+    if not cudart and not any("libcublas" in p for p in libs):
+        return 0, "this Caffe was built CPU_ONLY (it loads no CUDA library)"
+    if not cudart:
+        return None, "this Caffe links the CUDA runtime statically"
+    import ctypes
+
+    count = ctypes.c_int(0)
+    code = ctypes.CDLL(cudart[0]).cudaGetDeviceCount(ctypes.byref(count))
+    if code != 0:
+        return 0, "cudaGetDeviceCount failed with CUDA error %d" % code
+    return count.value, "%d CUDA device(s)" % count.value
+
+
+def choose_device(caffe, mode, device):
+    """Put Caffe in CPU or GPU mode before any net exists: set_device, then set_mode_gpu."""
+    if mode == "cpu":
+        caffe.set_mode_cpu()
+        return "cpu", "cpu", "asked for the CPU"
+    count, why = cuda_device_count()
+    if mode == "auto":
+        usable = count > 0 if count is not None else os.path.exists("/dev/nvidia0")
+        if not usable:
+            caffe.set_mode_cpu()
+            return "cpu", "cpu", "no usable GPU: " + why
+    elif count == 0:
+        raise Failed("no-gpu", "asked for GPU %d, but %s" % (device, why))
+    elif count is not None and device >= count:
+        raise Failed("no-gpu", "asked for GPU %d, but there are %d" % (device, count))
+    caffe.set_device(device)
+    caffe.set_mode_gpu()
+    return "gpu", "gpu:%d" % device, why
+
+
+def make_data(np, n, seed):
+    """Three well separated classes in (N, C, H, W), float32, C-contiguous."""
+    rng = np.random.RandomState(seed)
+    centers = np.random.RandomState(0).randn(CLASSES, *SHAPE)
+    labels = np.arange(n) % CLASSES
+    rng.shuffle(labels)
+    data = centers[labels] + 0.5 * rng.randn(n, *SHAPE)
+    return (
+        np.ascontiguousarray(data, dtype=np.float32),
+        np.ascontiguousarray(labels, dtype=np.float32),
+    )
+
+
+def write_net(pb, text_format, path):
+    net = pb.NetParameter(name="caffedoc_smoke")
+    for phase in (pb.TRAIN, pb.TEST):
+        data = net.layer.add(name="data", type="MemoryData", top=["data", "label"])
+        data.include.add(phase=phase)
+        param = data.memory_data_param
+        param.batch_size = BATCH
+        param.channels, param.height, param.width = SHAPE
+    ip1 = net.layer.add(name="ip1", type="InnerProduct", bottom=["data"], top=["ip1"])
+    ip1.inner_product_param.num_output = 16
+    ip1.inner_product_param.weight_filler.type = "xavier"
+    net.layer.add(name="relu1", type="ReLU", bottom=["ip1"], top=["ip1"])
+    ip2 = net.layer.add(name="ip2", type="InnerProduct", bottom=["ip1"], top=["ip2"])
+    ip2.inner_product_param.num_output = CLASSES
+    ip2.inner_product_param.weight_filler.type = "xavier"
+    net.layer.add(name="loss", type="SoftmaxWithLoss", bottom=["ip2", "label"], top=["loss"])
+    acc = net.layer.add(name="accuracy", type="Accuracy", bottom=["ip2", "label"], top=["accuracy"])
+    acc.include.add(phase=pb.TEST)
+    with open(path, "w") as fh:
+        fh.write(text_format.MessageToString(net))
+
+
+def write_solver(pb, text_format, path, net_path, prefix):
+    solver = pb.SolverParameter(
+        net=net_path,
+        base_lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0005,
+        lr_policy="fixed",
+        max_iter=TRAIN_N // BATCH * MAX_EPOCHS + 1,
+        display=0,
+        test_interval=TRAIN_N // BATCH * MAX_EPOCHS + 2,  # never: the step tests by hand
+        test_initialization=False,
+        snapshot_prefix=prefix,
+        random_seed=1701,
+    )
+    solver.test_iter.append(TEST_N // BATCH)
+    with open(path, "w") as fh:
+        fh.write(text_format.MessageToString(solver))
+
+
+def train(net, solver):
+    """Step until an epoch's mean loss is below a third of the first iteration's loss."""
+    solver.step(1)
+    first = float(net.blobs["loss"].data)
+    steps = TRAIN_N // BATCH
+    last = first
+    while solver.iter < TRAIN_N // BATCH * MAX_EPOCHS:
+        losses = []
+        for _ in range(steps):
+            solver.step(1)
+            losses.append(float(net.blobs["loss"].data))
+        last = sum(losses) / len(losses)
+        if math.isnan(last) or math.isinf(last):
+            raise Failed("nan-loss", "the training loss became %r" % last)
+        if abs(last - STUCK_LOSS) < 1e-3:
+            raise Failed("stuck-loss", "the training loss is stuck at %.4f" % last)
+        if last < first / 3:
+            return first, last, solver.iter
+    raise Failed(
+        "no-learning",
+        "the loss did not fall below a third of its start in %d iterations (%.4f -> %.4f)"
+        % (solver.iter, first, last),
+    )
+
+
+def evaluate(np, net):
+    """Mean accuracy and loss over the fed test set, and the class scores."""
+    acc, loss, scores = [], [], []
+    for _ in range(TEST_N // BATCH):
+        out = net.forward()
+        acc.append(float(out["accuracy"]))
+        loss.append(float(out["loss"]))
+        scores.append(net.blobs["ip2"].data.copy())
+    return sum(acc) / len(acc), sum(loss) / len(loss), np.concatenate(scores)
+
+
+def fresh_net(caffe, net_path, weights):
+    try:
+        return caffe.Net(net_path, caffe.TEST, weights=weights)
+    except TypeError:  # pycaffe before 1.0 knows only the positional form
+        return caffe.Net(net_path, weights, caffe.TEST)
+
+
+def import_failure(exc, tb):
+    """Which piece of the import failed: caffe_pb2, _caffe, caffe, or a missing module."""
+    frames = traceback.extract_tb(tb)
+    files = [f[0].replace(os.sep, "/") for f in frames]
+    if any(f.endswith("/caffe_pb2.py") or "/google/protobuf/" in f for f in files):
+        return "caffe_pb2"
+    if frames and "_caffe" in (frames[-1][3] or ""):
+        return "_caffe"
+    missing = getattr(exc, "name", None)
+    if not missing and str(exc).startswith("No module named "):
+        missing = str(exc)[len("No module named ") :].strip("'\"")
+    return (missing or "caffe").split(".")[0]
+
+
+def import_caffe():
+    """numpy, protobuf and caffe, one at a time, so that a failure names its piece."""
+    piece = "numpy"
+    try:
+        import numpy
+
+        piece = "protobuf"
+        import google.protobuf
+        from google.protobuf import text_format
+
+        piece = None
+        import caffe
+        from caffe.proto import caffe_pb2
+    except Exception as exc:
+        piece = piece or import_failure(exc, sys.exc_info()[2])
+        traceback.print_exc()
+        raise Failed("import", "%s: %s" % (type(exc).__name__, exc), piece=piece)
+    emit(
+        "versions",
+        python=sys.version.split()[0],
+        numpy=numpy.__version__,
+        protobuf=getattr(google.protobuf, "__version__", None),
+        caffe=getattr(caffe, "__version__", None),
+        caffe_path=os.path.dirname(os.path.abspath(caffe.__file__)),
+    )
+    return numpy, text_format, caffe, caffe_pb2
+
+
+def main(workdir, mode, device):
+    stage("import")
+    np, text_format, caffe, pb = import_caffe()
+
+    stage("device")
+    mode, device_name, why = choose_device(caffe, mode, device)
+    emit("device", mode=mode, device=device_name, why=why)
+    if hasattr(caffe, "set_random_seed"):
+        caffe.set_random_seed(1701)
+
+    stage("write")
+    net_path = os.path.join(workdir, "net.prototxt")
+    solver_path = os.path.join(workdir, "solver.prototxt")
+    write_net(pb, text_format, net_path)
+    write_solver(pb, text_format, solver_path, net_path, os.path.join(workdir, "smoke"))
+
+    stage("solver")
+    solver = caffe.SGDSolver(solver_path)
+    net = solver.net  # one wrapper for the whole run: it keeps the fed arrays alive
+    test_net = solver.test_nets[0]
+
+    stage("feed")
+    x, y = make_data(np, TRAIN_N, 1)
+    tx, ty = make_data(np, TEST_N, 2)
+    net.set_input_arrays(x, y)
+    test_net.set_input_arrays(tx, ty)
+
+    stage("train")
+    loss_start, loss_end, iters = train(net, solver)
+    emit("train", loss_start=loss_start, loss_end=loss_end, iterations=iters)
+
+    stage("test")
+    test_net.share_with(net)
+    accuracy, test_loss, scores = evaluate(np, test_net)
+    emit("test", accuracy=accuracy, loss=test_loss)
+    if accuracy < 0.8:
+        raise Failed(
+            "no-learning", "test accuracy %.2f after training (expected >= 0.8)" % accuracy
+        )
+
+    stage("snapshot")
+    solver.snapshot()
+    weights = "%s_iter_%d.caffemodel" % (os.path.join(workdir, "smoke"), solver.iter)
+    if not os.path.isfile(weights):
+        raise Failed("snapshot", "solver.snapshot() wrote no %s" % os.path.basename(weights))
+    fresh = fresh_net(caffe, net_path, weights)
+    fresh.set_input_arrays(tx, ty)
+    fresh_accuracy, _, fresh_scores = evaluate(np, fresh)
+    diff = float(np.abs(fresh_scores - scores).max())
+    emit("snapshot", weights=os.path.basename(weights), max_abs_diff=diff)
+    if diff > 1e-4 or fresh_accuracy != accuracy:
+        raise Failed(
+            "snapshot",
+            "a net loaded from the snapshot disagrees with the trained one (scores differ by %g)"
+            % diff,
+        )
+    emit("pass")
+
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        del sys.path[0]  # run by path: this folder is not a place to import from
+    if len(sys.argv) != 4 or sys.argv[2] not in ("auto", "cpu", "gpu"):
+        sys.stderr.write(__doc__.strip().splitlines()[-1] + "\n")
+        sys.exit(2)
+    try:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    except Failed as exc:
+        emit("fail", kind=exc.kind, message=str(exc), **exc.fields)
+        sys.exit(1)
+    except BaseException as exc:  # report any exception as data; the runner judges
+        traceback.print_exc()
+        emit("fail", kind="exception", type=type(exc).__name__, message=str(exc))
+        sys.exit(1)

@@ -1,0 +1,100 @@
+"""Why a smoke step failed, in the knowledge base's terms.
+
+The child reports the stage it reached and, where it could tell, the kind of
+failure: which piece of the import broke, no usable GPU, a loss stuck at the
+garbage value. Those structured signals decide first; then the log goes to
+`caffedoc.explain`'s signatures; what neither recognizes is the generic
+`smoke-failed` entry, with the evidence that was seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from caffedoc import host, knowledge
+from caffedoc.detect import finding
+from caffedoc.findings import Finding, Hit, Severity
+from caffedoc.smoke.runner import Report
+
+# The piece of `import caffe` that failed → the problem it points to.
+IMPORT_PIECES = {
+    "protobuf": "protobuf-version-drift",
+    "caffe_pb2": "protobuf-version-drift",
+    "caffe": "caffe-missing",
+}
+# What a compiled module's load error says when numpy's C API does not match.
+NUMPY_ABI_WORDS = ("numpy.core.multiarray failed to import", "compiled using numpy", "api version")
+# Modules pycaffe imports whose pip name differs from the import name.
+PIP_NAMES = {"skimage": "scikit-image", "google": "protobuf", "yaml": "pyyaml", "PIL": "pillow"}
+# Problems whose own knowledge-base entry is about what the child reported.
+CHILD_KINDS = {"no-gpu": "gpu-driver", "stuck-loss": "memorydata-input"}
+LOG_TAIL = 6  # lines of the child's log kept as evidence when nothing recognizes it
+
+
+def diagnose(res: host.Result, report: Report, python: Path) -> Finding:
+    """The one finding that best explains a failed smoke step."""
+    fail = report.last("fail") or {}
+    how = _how_it_ended(res, report)
+    known = _from_child(fail, python) or _from_log(report.log)
+    if known is not None:
+        return dataclasses.replace(known, evidence=(how, *known.evidence))
+    evidence = [how]
+    if fail.get("message"):
+        evidence.append(fail["message"])
+    evidence += [f"log: {line}" for line in report.log.splitlines()[-LOG_TAIL:]]
+    fix = knowledge.get("smoke-failed").fix.replace("--python PY", f"--python {python}")
+    return finding("smoke-failed", Hit(Severity.ERROR, tuple(evidence), fix=fix))
+
+
+def _how_it_ended(res: host.Result, report: Report) -> str:
+    stage = report.stage or "start"
+    if res.error:
+        return f"the smoke step could not start {res.argv[0]}: {res.error}"
+    if res.timed_out:
+        return f"the smoke step did not finish in {res.seconds:.0f} s (stage '{stage}')"
+    if res.signal_name:
+        return f"the smoke step was killed by {res.signal_name} in stage '{stage}'"
+    if res.ok and not report.passed:
+        return f"the smoke step exited 0 without finishing (stage '{stage}')"
+    return f"the smoke step failed in stage '{stage}'"
+
+
+def _from_child(fail: dict, python: Path) -> Finding | None:
+    """A finding from the child's own structured report, when it names a cause."""
+    message = fail.get("message", "")
+    kind = fail.get("kind")
+    if kind == "import":
+        return _import_finding(fail.get("piece", "caffe"), message, python)
+    if kind in CHILD_KINDS:
+        return finding(CHILD_KINDS[kind], Hit(Severity.ERROR, (message,)))
+    return None
+
+
+def _import_finding(piece: str, message: str, python: Path) -> Finding:
+    evidence = (f"`import caffe` failed at {piece}: {message}",)
+    if piece == "_caffe":
+        pid = (
+            "numpy-abi"
+            if any(w in message.lower() for w in NUMPY_ABI_WORDS)
+            else "caffe-library-missing"
+        )
+    else:
+        pid = IMPORT_PIECES.get(piece)
+    if pid is None:  # a pure-Python dependency of pycaffe is not installed
+        pip = PIP_NAMES.get(piece, piece)
+        fix = f"Install it into the interpreter that runs Caffe: {python} -m pip install {pip}"
+        return finding("smoke-failed", Hit(Severity.ERROR, evidence, fix=fix, detail=piece))
+    check = f"`caffedoc check --python {python}` examines that install in full."
+    fix = f"{knowledge.get(pid).fix} {check}"
+    return finding(pid, Hit(Severity.ERROR, evidence, fix=fix))
+
+
+def _from_log(log: str) -> Finding | None:
+    """The likeliest known problem in the child's log, by explain's signatures."""
+    try:
+        from caffedoc.explain import diagnose as explain
+    except ImportError:  # explain is written alongside; until then only the child's signals
+        return None
+    found = explain(log)
+    return found[0] if found else None
