@@ -15,7 +15,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from caffedoc import __version__
-from caffedoc.cli import build, check, explain, recipes, smoke
+from caffedoc.cli import build, check, explain, fix, recipes, smoke
 from caffedoc.errors import CaffedocError
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command()(explain.explain)
 app.command()(build.build)
 app.command()(recipes.recipes)
 app.command()(smoke.smoke)
+app.command()(fix.fix)
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+"""`caffedoc fix`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from caffedoc.cli import options
+from caffedoc.errors import CaffedocError
+
+
+def fix(
+    python: Annotated[
+        Optional[Path],
+        typer.Option(help="Interpreter (or venv) that should import caffe; default: python3."),
+    ] = None,
+    caffe: Annotated[
+        Optional[Path], typer.Option(help="A Caffe source, build or install tree to examine.")
+    ] = None,
+    only: Annotated[
+        Optional[str], typer.Option("--only", help="Fix only this knowledge-base id.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Put back everything the last fix changed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Plan and result as JSON.")] = False,
+) -> None:
+    """Apply the known fix for each problem the check finds: plan, confirm, apply, re-check.
+
+    Every change is journaled with a backup; `caffedoc fix --undo` reverses the last fix.
+    Nothing changes without --yes (or a yes at the prompt on a terminal).
+    """
+    from caffedoc import knowledge
+    from caffedoc.fix import render, runner
+    from caffedoc.fix.plan import FixContext
+    from caffedoc.probes import Context, default_python
+
+    env = dict(os.environ)
+    if undo:
+        done = runner.undo_latest(env)
+        if as_json:
+            typer.echo(json.dumps({"undone": done.journal, "problems": done.problems}, indent=2))
+        else:
+            typer.echo(render.render_undone(done))
+        raise typer.Exit(1 if done.problems else 0)
+    if only is not None and only not in knowledge.entries():
+        raise CaffedocError(f"--only {only}: no such problem id (see `caffedoc check --json`)")
+    check = Context(
+        python=options.interpreter(python) or default_python(env),
+        caffe_dir=options.existing_dir(caffe, "--caffe"),
+        env=env,
+        ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
+        ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
+    )
+    ctx = FixContext(check=check, env=env)
+    outcome = runner.plan(ctx, only)
+    if not as_json:
+        typer.echo(render.render_plan(outcome))
+    if outcome.status == "planned" and (yes or (not as_json and sys.stdin.isatty())):
+        outcome = runner.apply(outcome, ctx, confirm=lambda: yes or _ask())
+    if as_json:
+        typer.echo(json.dumps(render.to_json(outcome), indent=2))
+    elif outcome.status != "nothing-to-do":
+        typer.echo("\n" + render.render_result(outcome))
+    raise typer.Exit(outcome.exit_code)
+
+
+def _ask() -> bool:
+    return typer.confirm("\nApply these changes?", default=False)

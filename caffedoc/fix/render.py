@@ -1,0 +1,100 @@
+"""Text and JSON for a fix: the plan, what happened, and before → after."""
+
+from __future__ import annotations
+
+import textwrap
+
+from caffedoc import __version__
+from caffedoc.check import Report
+from caffedoc.fix.plan import Action
+from caffedoc.fix.runner import Outcome, Undone
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(
+        " ".join(text.split()), width=96, initial_indent=indent, subsequent_indent=indent
+    )
+
+
+def render_action(a: Action) -> list[str]:
+    lines = [f"[{a.problem_id}] {a.title}"]
+    if a.automatic:
+        lines += [f"    {i}. {s.describe()}" for i, s in enumerate(a.steps, 1)]
+        return lines
+    lines.append("    manual" + (f" ({a.why_manual})" if a.why_manual else "") + ":")
+    return lines + _wrap(a.manual or "", "      ")
+
+
+def before_after(before: Report, after: Report | None) -> list[tuple[str, str, str]]:
+    """(problem id, severity before, severity after or 'fixed') for each problem before."""
+    now = {}
+    if after is not None:
+        for f in after.findings:
+            now.setdefault(f.id, f.severity.value)
+    rows = []
+    for f in before.findings:
+        if f.severity.value == "info" or any(r[0] == f.id for r in rows):
+            continue
+        rows.append((f.id, f.severity.value, now.get(f.id, "fixed")))
+    return rows
+
+
+def render_plan(o: Outcome) -> str:
+    """Each problem with exactly what will change, or its manual fix."""
+    if o.status == "nothing-to-do":
+        return "Nothing to fix: the check found no problem that needs attention."
+    return "\n".join(line for action in o.actions for line in render_action(action))
+
+
+def render_result(o: Outcome) -> str:
+    """What happened: nothing (and why), the root commands, the rollback, or before → after."""
+    if o.status == "nothing-to-do":
+        return ""
+    if o.status == "needs-root":
+        lines = [f"Not changed: {o.reason}. Run as root, for example:"]
+        return "\n".join(lines + [f"    {c}" for c in o.root_commands])
+    if o.status == "planned":
+        if any(a.automatic for a in o.actions):
+            return "Nothing was changed. Run `caffedoc fix --yes` to apply the steps above."
+        return "Nothing here can be fixed automatically; the manual steps are above."
+    if o.status == "declined":
+        return "Nothing was changed."
+    if o.status == "rolled-back":
+        lines = [f"Failed, and every change was put back: {o.reason}."]
+        if o.problems:
+            lines = [f"Failed: {o.reason}. These changes could not be put back:"]
+        return "\n".join(lines + [f"    {p}" for p in o.problems])
+    lines = [
+        f"Applied (journal {o.journal}; `caffedoc fix --undo` reverses it).",
+        "Before → after:",
+    ]
+    lines += [f"    {pid}: {b} → {a}" for pid, b, a in before_after(o.before, o.after)]
+    return "\n".join(lines)
+
+
+def to_json(o: Outcome) -> dict:
+    return {
+        "caffedoc": __version__,
+        "status": o.status,
+        "journal": o.journal,
+        "reason": o.reason,
+        "problems": o.problems,
+        "plan": [a.to_json() for a in o.actions],
+        "root_commands": o.root_commands if o.status == "needs-root" else [],
+        "before": o.before.to_json()["findings"],
+        "after": o.after.to_json()["findings"] if o.after is not None else None,
+        "before_after": [
+            {"id": pid, "before": b, "after": a} for pid, b, a in before_after(o.before, o.after)
+        ]
+        if o.after is not None
+        else [],
+    }
+
+
+def render_undone(u: Undone) -> str:
+    if u.problems:
+        return "\n".join(
+            [f"Undo of {u.journal} ({u.title}) was incomplete; run it again:"]
+            + [f"    {p}" for p in u.problems]
+        )
+    return f"Undone: {u.journal} ({u.title}); every change it made was put back."

@@ -1,0 +1,118 @@
+"""`caffedoc fix` end to end: check → plan → (confirm) → apply → check again.
+
+Refusals happen before anything changes: a plan that needs root run by
+another user, a fix already running (the lock), an interrupted fix not yet
+undone. What was applied is one journal, undone as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from caffedoc.check import Report, run_check
+from caffedoc.errors import CaffedocError
+from caffedoc.fix import engine, journal
+from caffedoc.fix.plan import Action, FixContext, make_plan
+
+
+@dataclass
+class Outcome:
+    """What a fix run did. `status`: planned, nothing-to-do, needs-root, applied,
+    rolled-back or declined."""
+
+    status: str
+    before: Report
+    actions: list[Action]
+    after: Report | None = None
+    journal: str | None = None
+    reason: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def root_commands(self) -> list[str]:
+        """What a person with sudo would type to make the changes by hand."""
+        return [
+            f"sudo {s.shell()}" if s.kind == "run" else f"sudo sh -c {shlex.quote(s.shell())}"
+            for a in self.actions
+            if a.automatic and a.needs_root
+            for s in a.steps
+        ]
+
+    @property
+    def exit_code(self) -> int:
+        if self.status in ("needs-root", "rolled-back"):
+            return 1
+        if self.after is not None:
+            return self.after.exit_code
+        return 0
+
+
+def plan(ctx: FixContext, only: str | None) -> Outcome:
+    """Run the check and plan; changes nothing."""
+    report = run_check(ctx.check)
+    actions = make_plan(report, ctx, only)
+    if not any(a.automatic for a in actions):
+        return Outcome("nothing-to-do" if not actions else "planned", report, actions)
+    if os.geteuid() != 0 and any(a.needs_root for a in actions if a.automatic):
+        return Outcome(
+            "needs-root",
+            report,
+            actions,
+            reason="some of these changes need root, so nothing was changed",
+        )
+    return Outcome("planned", report, actions)
+
+
+def apply(outcome: Outcome, ctx: FixContext, confirm: Callable[[], bool]) -> Outcome:
+    """Apply a planned outcome's automatic actions under the lock, then check again."""
+    steps = [s for a in outcome.actions if a.automatic for s in a.steps]
+    if outcome.status != "planned" or not steps:
+        return outcome
+    root = journal.state_dir(ctx.env)
+    with journal.locked(root):
+        interrupted = journal.latest_pending(root)
+        if interrupted is not None and interrupted.status == "applying":
+            raise CaffedocError(
+                f"an interrupted fix (journal {interrupted.id}) was never finished: "
+                "run `caffedoc fix --undo` first",
+                1,
+            )
+        if not confirm():
+            outcome.status = "declined"
+            return outcome
+        title = ", ".join(dict.fromkeys(a.problem_id for a in outcome.actions if a.automatic))
+        jr = journal.Journal.create(root, title)
+        outcome.journal = jr.id
+        try:
+            engine.apply_steps(steps, jr, ctx.env)
+        except engine.FixFailed as exc:
+            outcome.status = "rolled-back"
+            outcome.reason = f"{exc.step.describe()} failed: {exc.reason}"
+            outcome.problems = exc.problems
+            return outcome
+    outcome.status = "applied"
+    outcome.after = run_check(ctx.check)
+    return outcome
+
+
+@dataclass
+class Undone:
+    journal: str
+    title: str
+    problems: list[str]
+
+
+def undo_latest(env: dict[str, str]) -> Undone:
+    """Undo the most recent applied or interrupted fix, under the lock."""
+    root = journal.state_dir(env)
+    with journal.locked(root):
+        jr = journal.latest_pending(root)
+        if jr is None:
+            raise CaffedocError(f"nothing to undo (no applied fix in {root / 'journal'})", 1)
+        problems = engine.undo(jr)
+        if not problems:
+            jr.finish("undone")
+    return Undone(jr.id, jr.title, problems)

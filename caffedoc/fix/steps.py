@@ -1,0 +1,246 @@
+"""The primitive changes a fix is made of, each journaled before it happens.
+
+Four kinds cover every action: write a file, append a line to one, move a path
+aside (never delete), run a command. Each says in one line what it will do
+(`describe`), what a person would type to do it by hand (`shell`), and which
+paths it changes (`writes`, for the root check). `apply` first records how to
+put those paths back, then changes them; it raises `StepFailed` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from caffedoc import host
+from caffedoc.fix import state
+from caffedoc.fix.journal import Journal
+
+
+class StepFailed(Exception):
+    """A step could not be completed; the message says why."""
+
+
+class Step(Protocol):
+    kind: str
+
+    def describe(self) -> str: ...
+    def shell(self) -> str: ...
+    def writes(self) -> tuple[Path, ...]: ...
+    def apply(self, journal: Journal, env: Mapping[str, str]) -> None: ...
+    def to_json(self) -> dict: ...
+
+
+def snapshot(journal: Journal, paths: list[Path]) -> None:
+    """Record the present state of `paths` (the topmost missing ancestor for a new path)."""
+    trees = [
+        [s.to_json() for s in state.capture(_topmost_missing(p), journal.blobs)] for p in paths
+    ]
+    journal.record({"type": "snapshot", "trees": trees})
+
+
+def _topmost_missing(path: Path) -> Path:
+    """`path`, or its highest ancestor that does not exist (undo removes what we created)."""
+    top = path
+    while not os.path.lexists(top.parent) and top.parent != top:
+        top = top.parent
+    return top
+
+
+def can_write(path: Path) -> bool:
+    """Whether this user may create, replace or move `path`."""
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK)
+
+
+def current_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _inherit_owner(path: Path) -> None:
+    """As root, give a new file its directory's owner (a user's venv stays theirs)."""
+    if os.geteuid() == 0:
+        st = path.parent.stat()
+        os.chown(path, st.st_uid, st.st_gid)
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """Create or replace a file with `content` (parents created as needed)."""
+
+    path: Path
+    content: str
+    mode: int = 0o644
+
+    kind = "write"
+
+    def describe(self) -> str:
+        verb = "replace" if os.path.lexists(self.path) else "create"
+        shown = self.content.strip().replace("\n", "\\n")
+        return f"{verb} {self.path} (mode {self.mode:04o}) containing: {shown}"
+
+    def shell(self) -> str:
+        return (
+            f"printf '%s' {shlex.quote(self.content)} > {shlex.quote(str(self.path))}"
+            f" && chmod {self.mode:04o} {shlex.quote(str(self.path))}"
+        )
+
+    def writes(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
+        snapshot(journal, [self.path])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.caffedoc-new")
+            tmp.write_text(self.content, encoding="utf-8")
+            os.chmod(tmp, self.mode)
+            _inherit_owner(tmp)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise StepFailed(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path), "content": self.content}
+
+
+@dataclass(frozen=True)
+class AppendLine:
+    """Add one line at the end of a text file, keeping its inode, mode and owner."""
+
+    path: Path
+    line: str
+
+    kind = "append"
+
+    def describe(self) -> str:
+        return f"append to {self.path} the line: {self.line}"
+
+    def shell(self) -> str:
+        return f"echo {shlex.quote(self.line)} >> {shlex.quote(str(self.path))}"
+
+    def writes(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
+        snapshot(journal, [self.path])
+        try:
+            old = self.path.read_bytes() if self.path.exists() else b""
+            sep = b"" if not old or old.endswith(b"\n") else b"\n"
+            with open(self.path, "ab") as fh:
+                fh.write(sep + self.line.encode() + b"\n")
+        except OSError as exc:
+            raise StepFailed(f"cannot append to {self.path}: {exc.strerror}") from None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path), "line": self.line}
+
+
+@dataclass(frozen=True)
+class MoveAside:
+    """Rename a path to `<path>.caffedoc-moved-<stamp>` beside it: never delete."""
+
+    path: Path
+    stamp: str
+
+    kind = "move"
+
+    @property
+    def dest(self) -> Path:
+        return self.path.with_name(f"{self.path.name}.caffedoc-moved-{self.stamp}")
+
+    def describe(self) -> str:
+        return f"move {self.path} aside to {self.dest}"
+
+    def shell(self) -> str:
+        return f"mv {shlex.quote(str(self.path))} {shlex.quote(str(self.dest))}"
+
+    def writes(self) -> tuple[Path, ...]:
+        return (self.path, self.dest)
+
+    def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
+        if os.path.lexists(self.dest):
+            raise StepFailed(f"cannot move {self.path} aside: {self.dest} already exists")
+        journal.record({"type": "moved", "src": str(self.path), "dst": str(self.dest)})
+        try:
+            os.rename(self.path, self.dest)
+        except OSError as exc:
+            raise StepFailed(f"cannot move {self.path} aside: {exc.strerror}") from None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path), "dest": str(self.dest)}
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """Run a command whose effects on disk are known in advance.
+
+    `preserve` are the files and trees it may change: recorded in full before it
+    runs, put back exactly on undo. `watch` are directories where it may create
+    entries (a site-packages, a library directory): undo removes what it added.
+    `reverse` says in words how undo reverses it, for the plan.
+    """
+
+    argv: tuple[str, ...]
+    preserve: tuple[Path, ...] = ()
+    watch: tuple[Path, ...] = ()
+    reverse: str = ""
+    timeout: float = 600.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    kind = "run"
+
+    def describe(self) -> str:
+        undo = f"; undo: {self.reverse}" if self.reverse else ""
+        return f"run as {current_user()}: {shlex.join(self.argv)}{undo}"
+
+    def shell(self) -> str:
+        assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return f"{assigns} {shlex.join(self.argv)}".strip()
+
+    def writes(self) -> tuple[Path, ...]:
+        return self.preserve + self.watch
+
+    def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
+        snapshot(journal, list(self.preserve))
+        rec = journal.record(
+            {
+                "type": "watch",
+                "dirs": {str(d): sorted(listing(d)) for d in self.watch},
+                "created": None,
+            }
+        )
+        res = host.run(self.argv, timeout=self.timeout, env={**env, **self.env})
+        rec["created"] = created(rec["dirs"])
+        journal.save()
+        if not res.ok:
+            tail = " | ".join(res.output.strip().splitlines()[-3:])
+            raise StepFailed(f"{res.describe()}{': ' + tail if tail else ''}")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "argv": list(self.argv), "reverse": self.reverse}
+
+
+def listing(root: Path) -> set[str]:
+    """Every path under `root`, relative, without following links."""
+    out: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for name in dirnames + filenames:
+            out.add(os.path.normpath(os.path.join(rel, name)))
+    return out
+
+
+def created(dirs: dict[str, list[str]]) -> dict[str, list[str]]:
+    """What appeared under each watched directory since its listing was taken."""
+    return {d: sorted(listing(Path(d)) - set(before)) for d, before in dirs.items()}

@@ -1,0 +1,212 @@
+"""The fix engine on real files: journal, undo byte for byte, rollback, lock, interruption."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from caffedoc.fix import engine, journal
+from caffedoc.fix.steps import AppendLine, MoveAside, RunCommand, WriteFile
+from tests.conftest import REPO, caffedoc
+
+
+def fingerprint(*roots: Path) -> dict[str, tuple]:
+    """Every path under `roots`: kind, mode, owner, and contents (hash, mtime) or link target."""
+    out: dict[str, tuple] = {}
+    for root in roots:
+        if not os.path.lexists(root):
+            out[str(root)] = ("absent",)
+            continue
+        paths = [root]
+        if root.is_dir() and not root.is_symlink():
+            paths += sorted(root.rglob("*"))
+        for p in paths:
+            st = p.lstat()
+            if p.is_symlink():
+                out[str(p)] = ("link", os.readlink(p), st.st_uid, st.st_gid)
+            elif p.is_dir():
+                out[str(p)] = ("dir", st.st_mode, st.st_uid, st.st_gid)
+            else:
+                sha = hashlib.sha256(p.read_bytes()).hexdigest()
+                out[str(p)] = ("file", st.st_mode, st.st_uid, st.st_gid, sha, st.st_mtime_ns)
+    return out
+
+
+def make_tree(root: Path) -> dict[str, Path]:
+    """A small tree with every kind of thing a fix touches."""
+    root.mkdir()
+    data = root / "data.bin"
+    data.write_bytes(b"\x00\xffnot utf-8\n")
+    data.chmod(0o640)
+    (root / "link").symlink_to("data.bin")
+    pkg = root / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("STALE = True\n")
+    (pkg / "sub" / "_lib.so").write_bytes(os.urandom(256))
+    (pkg / "sub" / "_lib.so").chmod(0o755)
+    conf = root / "ld.so.conf"
+    conf.write_text("include ld.so.conf.d/*.conf")  # no final newline, on purpose
+    kept = root / "kept.txt"
+    kept.write_text("before\n")
+    kept.chmod(0o600)
+    watched = root / "watched"
+    watched.mkdir()
+    (watched / "old").write_text("old\n")
+    return {
+        "data": data,
+        "link": root / "link",
+        "pkg": pkg,
+        "conf": conf,
+        "kept": kept,
+        "watched": watched,
+    }
+
+
+def test_undo_restores_every_change_byte_for_byte(tmp_path):
+    t = make_tree(tmp_path / "t")
+    before = fingerprint(tmp_path / "t")
+    script = (
+        "touch watched/new; mkdir -p watched/d/e; echo x > watched/d/e/f; echo after > kept.txt"
+    )
+    steps = [
+        WriteFile(t["data"], "replaced\n"),
+        WriteFile(tmp_path / "t" / "new" / "deep" / "x.pth", "/somewhere\n"),
+        AppendLine(t["conf"], "include extra.conf"),
+        MoveAside(t["pkg"], "20260101T000000"),
+        WriteFile(t["link"], "a file where a link was\n", mode=0o600),
+        RunCommand(
+            ("sh", "-c", f"cd {tmp_path / 't'} && {script}"),
+            preserve=(t["kept"],),
+            watch=(t["watched"],),
+        ),
+    ]
+    jr = journal.Journal.create(tmp_path / "state", "test")
+    engine.apply_steps(steps, jr, dict(os.environ))
+
+    assert jr.status == "applied"
+    assert t["data"].read_text() == "replaced\n"
+    assert t["conf"].read_text() == "include ld.so.conf.d/*.conf\ninclude extra.conf\n"
+    assert not t["pkg"].exists()
+    assert (tmp_path / "t" / "pkg.caffedoc-moved-20260101T000000" / "__init__.py").exists()
+    assert not t["link"].is_symlink()
+    assert (t["watched"] / "d" / "e" / "f").exists()
+    assert t["kept"].read_text() == "after\n"
+    assert fingerprint(tmp_path / "t") != before
+
+    # A fresh process reads the journal from disk, as `caffedoc fix --undo` does.
+    env = {**os.environ, "CAFFEDOC_STATE_DIR": str(tmp_path / "state")}
+    res = caffedoc("fix", "--undo", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "Undone" in res.stdout
+    assert fingerprint(tmp_path / "t") == before
+    assert journal.Journal.load(jr.dir).status == "undone"
+
+    again = caffedoc("fix", "--undo", env=env)
+    assert again.returncode == 1
+    assert again.stderr.startswith("caffedoc: error: nothing to undo")
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_failing_step_rolls_back_what_came_before(tmp_path):
+    t = make_tree(tmp_path / "t")
+    before = fingerprint(tmp_path / "t")
+    steps = [
+        WriteFile(tmp_path / "t" / "caffe.pth", "/opt/caffe/python\n"),
+        MoveAside(t["pkg"], "20260101T000000"),
+        AppendLine(t["conf"], "include more.conf"),
+        RunCommand(
+            ("sh", "-c", f"echo half-done > {t['kept']}; touch {t['watched']}/junk; exit 3"),
+            preserve=(t["kept"],),
+            watch=(t["watched"],),
+        ),
+        WriteFile(tmp_path / "t" / "never.txt", "never written\n"),
+    ]
+    jr = journal.Journal.create(tmp_path / "state", "test")
+    with pytest.raises(engine.FixFailed) as failed:
+        engine.apply_steps(steps, jr, dict(os.environ))
+    assert "exited 3" in failed.value.reason
+    assert failed.value.problems == []
+    assert fingerprint(tmp_path / "t") == before
+    assert journal.Journal.load(jr.dir).status == "rolled-back"
+
+
+def test_move_aside_refuses_to_overwrite(tmp_path):
+    t = make_tree(tmp_path / "t")
+    step = MoveAside(t["pkg"], "X")
+    step.dest.mkdir()
+    jr = journal.Journal.create(tmp_path / "state", "test")
+    with pytest.raises(engine.FixFailed, match="already exists"):
+        engine.apply_steps([step], jr, dict(os.environ))
+    assert (t["pkg"] / "__init__.py").read_text() == "STALE = True\n"
+
+
+# A fix that is killed while its last step (a command) runs.
+SLOW_FIX = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from caffedoc.fix import engine, journal
+    from caffedoc.fix.steps import MoveAside, RunCommand, WriteFile
+    root, tree = Path(sys.argv[1]), Path(sys.argv[2])
+    with journal.locked(root):
+        jr = journal.Journal.create(root, "slow")
+        engine.apply_steps(
+            [
+                WriteFile(tree / "data.bin", "replaced\\n"),
+                MoveAside(tree / "pkg", "20260101T000000"),
+                RunCommand(("sh", "-c", "echo started > " + str(tree / "kept.txt") + "; sleep 60"),
+                           preserve=(tree / "kept.txt",)),
+            ],
+            jr,
+            dict(os.environ),
+        )
+    """
+)
+
+
+def test_concurrent_fix_refused_and_interrupted_fix_undone(tmp_path):
+    make_tree(tmp_path / "t")
+    before = fingerprint(tmp_path / "t")
+    state = tmp_path / "state"
+    env = {**os.environ, "CAFFEDOC_STATE_DIR": str(state), "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SLOW_FIX, str(state), str(tmp_path / "t")],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (tmp_path / "t" / "kept.txt").read_text() != "started\n":
+            assert time.monotonic() < deadline, "the slow fix never reached its last step"
+            time.sleep(0.1)
+
+        busy = caffedoc("fix", "--undo", env=env)
+        assert busy.returncode == 1
+        assert busy.stderr.strip() == (
+            f"caffedoc: error: another caffedoc fix is running (pid {child.pid}); "
+            "wait for it to finish"
+        )
+        assert (tmp_path / "t" / "pkg.caffedoc-moved-20260101T000000").exists()
+    finally:
+        # The command runs in its own session (caffedoc.host): kill it with the fix.
+        for proc in [*psutil.Process(child.pid).children(recursive=True), child]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        child.wait()
+
+    (jdir,) = (state / "journal").iterdir()
+    assert json.loads((jdir / "journal.json").read_text())["status"] == "applying"
+    res = caffedoc("fix", "--undo", env=env)
+    assert res.returncode == 0, res.stderr
+    assert fingerprint(tmp_path / "t") == before
