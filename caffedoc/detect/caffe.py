@@ -1,1 +1,187 @@
-"""Rules about caffe (being written)."""
+"""Rules about Caffe installs: none at all, the wrong one winning on sys.path, and
+a compiled module whose libraries do not resolve."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from caffedoc.detect import detects
+from caffedoc.findings import Hit, Severity
+from caffedoc.probes import Facts
+from caffedoc.probes.caffe import CaffeFacts, Install, Linkage
+from caffedoc.probes.python import PythonFacts
+
+LOADER_ERRORS = (
+    "cannot open shared object file",
+    "No module named '_caffe'",
+    "No module named _caffe",
+)
+
+
+def _describe(i: Install) -> str:
+    return f"{i.path} (sys.path entry {i.entry or repr('')} from {i.origin})"
+
+
+def _site_dir(py: PythonFacts | None) -> str | None:
+    t = py.target if py else None
+    if t is None or not t.site_dirs:
+        return None
+    return t.site_dirs[0]
+
+
+def _pin(parent: str, py: PythonFacts | None) -> str:
+    site = _site_dir(py)
+    where = f"{site}/caffe.pth" if site else "a caffe.pth file in the interpreter's site-packages"
+    return f"`echo {parent} > {where}`"
+
+
+@detects("caffe-missing")
+def caffe_missing(facts: Facts) -> Iterator[Hit]:
+    cf: CaffeFacts | None = facts.get("caffe")
+    py: PythonFacts | None = facts.get("python")
+    if cf is None or any(i.kind != "namespace" for i in cf.installs):
+        return
+    evidence = [f"no caffe package on the sys.path of {cf.python}"]
+    namespaces = [i.path for i in cf.installs]
+    if namespaces:
+        evidence.append(
+            "only directories named caffe without __init__.py, which import as empty "
+            f"namespace packages: {', '.join(namespaces)}"
+        )
+    a = cf.import_attempt
+    if a.error:
+        evidence.append(f"`import caffe`: {a.error_type}: {a.error.splitlines()[0]}")
+    tree = cf.tree
+    if tree and tree.packages:
+        parent = os.path.dirname(tree.packages[0])
+        evidence.append(f"--caffe {tree.root} holds {tree.packages[0]}, which is not on sys.path")
+        yield Hit(
+            Severity.ERROR,
+            tuple(evidence),
+            fix=f"Put that build on the interpreter's sys.path: {_pin(parent, py)}.",
+            detail="the --caffe build is not importable",
+        )
+        return
+    if tree:
+        evidence.append(f"--caffe {tree.root} holds no python/caffe package (pycaffe not built)")
+    # A warning, not an error: nothing is broken, there is only nothing to diagnose yet.
+    yield Hit(Severity.WARNING, tuple(evidence))
+
+
+@detects("shadowed-caffe")
+def shadowed_caffe(facts: Facts) -> Iterator[Hit]:
+    cf: CaffeFacts | None = facts.get("caffe")
+    py: PythonFacts | None = facts.get("python")
+    w = cf.winner if cf else None
+    if w is None or w.kind == "namespace":
+        return
+    others = [i for i in cf.installs if i is not w and i.kind != "namespace"]
+    tree = cf.tree
+    intended = next((i for i in cf.installs if i.in_tree and i.kind != "namespace"), None)
+    if tree and tree.packages and not w.in_tree:
+        target = intended.path if intended else tree.packages[0]
+        where = (
+            f"later on sys.path (entry {intended.entry} from {intended.origin})"
+            if intended
+            else "not on sys.path at all"
+        )
+        evidence = (
+            f"`import caffe` loads {_describe(w)}",
+            f"the intended build, from --caffe {tree.root}, is {target}: {where}",
+            *(f"also on sys.path: {_describe(i)}" for i in others if i is not intended),
+        )
+        yield Hit(
+            Severity.ERROR,
+            evidence,
+            fix=_fix(w, os.path.dirname(target), py),
+            detail=f"{w.path} wins over --caffe",
+        )
+        return
+    if not others:
+        return
+    broken = not cf.import_attempt.ok or (w.extension is not None and w.extension.linkage.missing)
+    evidence = (
+        f"`import caffe` loads {_describe(w)}",
+        *(f"also on sys.path, ignored: {_describe(i)}" for i in others),
+    )
+    if broken and cf.import_attempt.error:
+        evidence += (f"and that import fails: {cf.import_attempt.error.splitlines()[0]}",)
+    yield Hit(
+        Severity.ERROR if broken else Severity.WARNING,
+        evidence,
+        fix=_fix(w, os.path.dirname(others[0].path), py),
+        detail=f"{len(others) + 1} caffe packages on sys.path",
+    )
+
+
+def _fix(stale: Install, intended_parent: str, py: PythonFacts | None) -> str:
+    if stale.origin == "PYTHONPATH":
+        source = f"remove {stale.entry} from PYTHONPATH"
+    elif stale.origin.endswith(".pth"):
+        source = f"remove the line {stale.entry} from {stale.origin}"
+    elif stale.entry == "":
+        source = f"run from another directory than {os.path.dirname(stale.path)}"
+    else:
+        source = f"move it aside (`mv {stale.path} {stale.path}.stale`; caffedoc fix can undo this)"
+    return (
+        f"If {stale.path} is the stale copy, {source}. Then pin the build you mean: "
+        f"{_pin(intended_parent, py)}; avoid sys.path.insert in scripts."
+    )
+
+
+def _missing(link: Linkage, what: str) -> str:
+    names = ", ".join(f"{n} => not found" for n in link.missing)
+    return f"{what} {link.path} needs libraries the dynamic loader cannot find: {names}"
+
+
+@detects("caffe-library-missing")
+def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
+    cf: CaffeFacts | None = facts.get("caffe")
+    if cf is None:
+        return
+    evidence: list[str] = []
+    links: list[Linkage] = []
+    w = cf.winner
+    if w is not None and w.kind == "package" and w.extension is None:
+        evidence.append(f"{w.path} has no compiled _caffe module: pycaffe was not built there")
+    if w is not None and w.extension is not None:
+        links.append(w.extension.linkage)
+    if cf.tree:
+        links += [x for x in (cf.tree.libcaffe,) if x]
+        if cf.tree.extension and (
+            w is None or cf.tree.extension.path != (w.extension and w.extension.path)
+        ):
+            links.append(cf.tree.extension.linkage)
+    for link in links:
+        if link.missing:
+            kind = "libcaffe" if "libcaffe" in os.path.basename(link.path) else "pycaffe's module"
+            evidence.append(_missing(link, kind))
+        elif link.error:
+            evidence.append(f"the dynamic loader rejects {link.path}: {link.error}")
+    a = cf.import_attempt
+    said = a.error and any(s in a.error for s in LOADER_ERRORS)
+    if said:
+        evidence.append(
+            f"`import caffe` under {cf.python}: {a.error_type}: {a.error.splitlines()[0]}"
+        )
+    if not evidence:
+        return
+    present = _found_elsewhere(cf, [n for x in links for n in x.missing])
+    fix = None
+    if present:
+        dirs = sorted({os.path.dirname(p) for p in present})
+        fix = (
+            f"{', '.join(os.path.basename(p) for p in present)} exists in {', '.join(dirs)}: "
+            f"add that directory to an /etc/ld.so.conf.d/caffe.conf entry and run `ldconfig`, or "
+            f"rebuild Caffe so its RUNPATH finds it (caffedoc build installs a relocatable tree)."
+        )
+    yield Hit(Severity.ERROR, tuple(evidence), fix=fix)
+
+
+def _found_elsewhere(cf: CaffeFacts, missing: list[str]) -> list[str]:
+    """Copies of missing libraries in the --caffe tree, if any."""
+    if not cf.tree or not missing:
+        return []
+    by_name = {os.path.basename(p): p for p in cf.tree.libraries}
+    return [by_name[n] for n in dict.fromkeys(missing) if n in by_name]

@@ -1,1 +1,264 @@
-"""protobuf facts (being written)."""
+"""protobuf, the three places Caffe meets it: the C++ library libcaffe loads
+(and the headers and protoc a rebuild would use), the generated code
+(caffe.pb.h, caffe_pb2.py) and the Python runtime of each interpreter that
+matters. Which protoc generated a file is read from the file itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+from dataclasses import dataclass, field
+
+from caffedoc import host
+from caffedoc.probes import Context, probe
+from caffedoc.probes import caffe as caffe_probe
+from caffedoc.probes import python as python_probe
+
+HEADER_FILES = (
+    ("google/protobuf/port_def.inc", re.compile(r"^#define PROTOBUF_VERSION (\d+)", re.M)),
+    ("google/protobuf/stubs/common.h", re.compile(r"^#define GOOGLE_PROTOBUF_VERSION (\d+)", re.M)),
+)
+PB_H_PROTOC = re.compile(r"^#if (\d+) < (?:GOOGLE_)?PROTOBUF_MIN_PROTOC_VERSION", re.M)
+PB_H_LIBRARY = re.compile(r"^#if (?:GOOGLE_)?PROTOBUF_VERSION < (\d+)", re.M)
+PY_HEADER = re.compile(r"^# Protobuf Python Version: (\S+)", re.M)
+DPKG_PATTERNS = ("libprotobuf*", "libprotoc*", "protobuf-compiler", "python3-protobuf")
+
+
+def numeric_version(n: str) -> str:
+    """3021012 → 3.21.12 (protobuf's own encoding of versions in headers)."""
+    v = int(n)
+    return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+
+
+@dataclass(frozen=True)
+class Gencode:
+    """A generated caffe_pb2.py and what can load it."""
+
+    path: str
+    style: str  # descriptors, serialized, builder, versioned
+    generated_by: str  # the protoc that wrote it, as precisely as the file tells
+    python_version: str | None  # its "# Protobuf Python Version:" header
+    needs: str  # a pip requirement for runtimes that load it, e.g. ">=3.20.3,<8"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The protobuf Python runtime one interpreter imports, and any it shadows."""
+
+    interpreter: str
+    version: str | None
+    location: str | None
+    installer: str | None
+    shadowed: tuple[str, ...] = ()  # "version at path" of later copies on sys.path
+
+
+@dataclass(frozen=True)
+class ProtobufFacts:
+    python: str
+    runtimes: tuple[Runtime, ...]  # the target first
+    implementation: str | None  # the target's: upb, cpp, python
+    implementation_env: str | None  # PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION
+    protoc: tuple[tuple[str, str | None], ...]  # (path, version) in PATH order
+    linker_cache: tuple[tuple[str, str], ...]  # (soname, path) of libprotobuf entries
+    dpkg: dict[str, str]  # installed package → version
+    headers: tuple[str, str] | None  # (include dir, version) a rebuild compiles against
+    caffe_links: tuple[str, str, str | None] | None  # (soname, path, version) Caffe loads
+    caffe_links_from: str | None  # the binary that loads it
+    pb_h: tuple[str, str | None] | None  # (caffe.pb.h, protoc version that wrote it)
+    gencode: Gencode | None  # the caffe_pb2.py `import caffe` loads
+    load: dict[str, object] | None = field(default=None)  # the target's attempt at it
+
+    @property
+    def target_runtime(self) -> Runtime | None:
+        return self.runtimes[0] if self.runtimes else None
+
+
+def gencode(path: str) -> Gencode | None:
+    """Classify a caffe_pb2.py by the generator's idioms."""
+    text = host.read_text(path, limit=1 << 22)
+    if text is None:
+        return None
+    header = PY_HEADER.search(text)
+    if header:
+        v = header.group(1)
+        major = int(v.split(".")[0])
+        return Gencode(path, "versioned", f"protoc for Python {v}", v, f">={v},<{major + 1}")
+    if "internal import builder" in text:
+        gen = "protoc 3.20 to 25"
+        if "_globals = globals()" not in text:
+            gen = "protoc 3.20 or 3.21"
+        return Gencode(path, "builder", gen, None, ">=3.20.3,<8")
+    if "_descriptor.FieldDescriptor(" in text:
+        if "_internal_create_key" in text:
+            return Gencode(path, "descriptors", "protoc 3.12 to 3.18", None, ">=3.12,<=3.20.3")
+        return Gencode(path, "descriptors", "protoc older than 3.12", None, ">=3.0,<=3.20.3")
+    if "AddSerializedFile" in text:
+        return Gencode(path, "serialized", "protoc 3.19", None, ">=3.19,<8")
+    return Gencode(path, "unknown", "an unrecognised protoc", None, "")
+
+
+def _protoc(ctx: Context) -> tuple[tuple[str, str | None], ...]:
+    found: dict[str, str] = {}
+    for p in host.which_all("protoc", ctx.env.get("PATH", "")):
+        found.setdefault(os.path.realpath(p), str(p))
+
+    def version(p) -> tuple[str, str | None]:
+        res = host.run([p, "--version"], timeout=ctx.timeout, env=ctx.env)
+        m = re.search(r"libprotoc\s+(\S+)", res.stdout)
+        return str(p), m.group(1) if m else None
+
+    return tuple(map(version, found.values()))
+
+
+def _ldconfig(ctx: Context) -> tuple[tuple[str, str], ...]:
+    exe = next(
+        iter(
+            host.which_all("ldconfig", ctx.env.get("PATH", "") + ":/sbin:/usr/sbin")
+            or [os.path.join("/sbin", "ldconfig")]
+        )
+    )
+    res = host.run([exe, "-p", "-C", ctx.ld_so_cache], timeout=ctx.timeout, env=ctx.env)
+    out = []
+    for line in res.stdout.splitlines():
+        m = re.match(r"^\s*(libprotobuf\.so\S*)\s+\(.*\)\s+=>\s+(\S+)", line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return tuple(out)
+
+
+def _dpkg(ctx: Context) -> dict[str, str]:
+    fmt = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
+    res = host.run(
+        ["dpkg-query", "-W", "-f", fmt, *DPKG_PATTERNS], timeout=ctx.timeout, env=ctx.env
+    )
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2].startswith("ii"):
+            out[parts[0].split(":")[0]] = parts[1]
+    return out
+
+
+def _headers(include_dirs: list[str]) -> tuple[str, str] | None:
+    for d in include_dirs:
+        for rel, pattern in HEADER_FILES:
+            m = pattern.search(host.read_text(os.path.join(d, rel)) or "")
+            if m:
+                return d, numeric_version(m.group(1))
+    return None
+
+
+def _pb_h(path: str | None) -> tuple[str, str | None] | None:
+    if path is None:
+        return None
+    text = host.read_text(path, limit=8192) or ""
+    m = PB_H_PROTOC.search(text)
+    if m:
+        return path, numeric_version(m.group(1))
+    m = PB_H_LIBRARY.search(text)  # older protoc: only the library it requires
+    return path, numeric_version(m.group(1)) if m else None
+
+
+def _runtime(interp: python_probe.Interpreter) -> Runtime:
+    copies = interp.protobuf
+    win = copies[0] if copies else None
+    return Runtime(
+        interpreter=interp.path,
+        version=win.version if win else None,
+        location=win.path if win else None,
+        installer=win.installer if win else None,
+        shadowed=tuple(f"{c.version} at {c.path}" for c in copies[1:]),
+    )
+
+
+def _summarize(f: ProtobufFacts) -> list[str]:
+    lines = []
+    rt = f.target_runtime
+    if rt and rt.version:
+        impl = f", {f.implementation}" if f.implementation else ""
+        lines.append(f"Python runtime {rt.version}{impl} ({rt.location})")
+    else:
+        lines.append(f"no protobuf Python runtime in {f.python}")
+    if f.gencode:
+        lines.append(f"caffe_pb2.py: {f.gencode.style} code from {f.gencode.generated_by}")
+    protoc = ", ".join(f"{v or '?'} ({p})" for p, v in f.protoc) or "none"
+    lines.append(f"protoc on PATH: {protoc}")
+    if f.caffe_links:
+        _, path, version = f.caffe_links
+        lines.append(f"Caffe loads {path}" + (f" ({version})" if version else ""))
+    if f.headers:
+        lines.append(f"headers: {f.headers[1]} in {f.headers[0]}")
+    return lines
+
+
+def _loaded_by_caffe(
+    facts: caffe_probe.CaffeFacts, dpkg: dict[str, str]
+) -> tuple[tuple[str, str, str | None] | None, str | None]:
+    candidates = []
+    if facts.winner and facts.winner.extension:
+        candidates.append(facts.winner.extension.linkage)
+    if facts.tree and facts.tree.libcaffe:
+        candidates.append(facts.tree.libcaffe)
+    for link in candidates:
+        hit = link.find("libprotobuf.so")
+        if hit:
+            soname, path = hit
+            m = re.match(r"libprotobuf\.so\.(\d+)", soname)
+            version = dpkg.get(f"libprotobuf{m.group(1)}") if m else None
+            return (soname, path, version), link.path
+    return None, None
+
+
+@probe("protobuf", _summarize)
+def gather(ctx: Context) -> ProtobufFacts:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        protoc = pool.submit(_protoc, ctx)
+        cache = pool.submit(_ldconfig, ctx)
+        dpkg = pool.submit(_dpkg, ctx)
+        attempt = pool.submit(python_probe.import_attempt, ctx)
+        py = python_probe.gather(ctx)
+        caffe_facts = caffe_probe.gather(ctx)
+    target = py.target
+    others = [i for p, i in py.interpreters.items() if p != str(ctx.python) and i.ok]
+    tree = caffe_facts.tree
+    include_dirs = [
+        tree.cmake[k]
+        for k in ("Protobuf_INCLUDE_DIR", "PROTOBUF_INCLUDE_DIR")
+        if tree and k in tree.cmake
+    ]
+    headers = _headers([*include_dirs, "/usr/local/include", "/usr/include"])
+    winner = target.winner("caffe")
+    pb2_path = winner.pb2 if winner else None
+    if pb2_path is None and tree:
+        pb2_path = next(
+            (
+                os.path.join(p, "proto", "caffe_pb2.py")
+                for p in tree.packages
+                if os.path.isfile(os.path.join(p, "proto", "caffe_pb2.py"))
+            ),
+            None,
+        )
+    imp = attempt.result()
+    load = None
+    if imp.pb2:
+        load = {"ok": True, "path": imp.pb2}
+    elif imp.pb2_load:
+        load = imp.pb2_load
+    links, links_from = _loaded_by_caffe(caffe_facts, dpkg.result())
+    return ProtobufFacts(
+        python=str(ctx.python),
+        runtimes=tuple(_runtime(i) for i in [target, *others] if i.ok),
+        implementation=(imp.protobuf or {}).get("implementation"),
+        implementation_env=ctx.env.get("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"),
+        protoc=protoc.result(),
+        linker_cache=cache.result(),
+        dpkg=dpkg.result(),
+        headers=headers,
+        caffe_links=links,
+        caffe_links_from=links_from,
+        pb_h=_pb_h(tree.pb_h if tree else None),
+        gencode=gencode(pb2_path) if pb2_path else None,
+        load=load,
+    )

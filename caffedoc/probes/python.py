@@ -1,1 +1,476 @@
-"""python facts (being written)."""
+"""Python interpreters and pips: what a user runs, and what each one sees.
+
+Two kinds of facts. The *commands*: every python*/pip* a user could run (PATH
+in order, the usual bin directories, pyenv's shims, the active venv), and for
+each the interpreter it really runs (shebangs and pyenv shims followed). The
+*interpreters*: what each one sees, from `scripts/introspect.py` run inside it
+(sys.path, site dirs, .pth files, and every caffe, protobuf and numpy on its
+sys.path, located without importing them). The target interpreter also gets
+a real `import caffe` in a child of its own (`scripts/try_import.py`).
+
+The protobuf and caffe probes read the same interpreter facts: `introspect` and
+`import_attempt` run each child once per context however many probes ask.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from caffedoc import host
+from caffedoc.probes import Context, probe
+
+SCRIPTS = Path(__file__).parent / "scripts"
+COMMAND_NAME = re.compile(r"^(python|pip)(\d+(?:\.\d+)?)?$")
+MARK = "@@caffedoc "
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Located:
+    """One copy of a package on an interpreter's sys.path, in sys.path order."""
+
+    path: str
+    kind: str  # package, namespace, module, zip
+    entry: str  # the sys.path entry holding it ('' = the working directory)
+    index: int  # position of that entry in sys.path
+    origin: str  # why the entry is there: PYTHONPATH, a .pth file, site-packages…
+    version: str | None = None
+    installer: str | None = None  # from the dist-info INSTALLER file: pip, uv…
+    extensions: tuple[str, ...] = ()  # caffe: its _caffe*.so files
+    pb2: str | None = None  # caffe: proto/caffe_pb2.py
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """What one interpreter sees, or why it could not be examined."""
+
+    path: str
+    error: str | None = None
+    version: str | None = None
+    implementation: str | None = None
+    soabi: str | None = None
+    prefix: str | None = None
+    base_prefix: str | None = None
+    sys_path: tuple[str, ...] = ()
+    cwd: str | None = None
+    pythonpath: str = ""
+    site_dirs: tuple[str, ...] = ()
+    pth_files: tuple[dict[str, Any], ...] = ()
+    caffe: tuple[Located, ...] = ()
+    protobuf: tuple[Located, ...] = ()
+    numpy: tuple[Located, ...] = ()
+    protobuf_implementation_env: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def major_minor(self) -> str | None:
+        return ".".join(self.version.split(".")[:2]) if self.version else None
+
+    @property
+    def in_venv(self) -> bool:
+        return bool(self.prefix and self.base_prefix and self.prefix != self.base_prefix)
+
+    def winner(self, name: str) -> Located | None:
+        """The copy `import name` loads: the first regular one, else a namespace."""
+        found: tuple[Located, ...] = getattr(self, name)
+        regular = [p for p in found if p.kind != "namespace"]
+        return (regular or list(found) or [None])[0]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A python or pip a user can run, and the interpreter behind it."""
+
+    name: str
+    path: str
+    dirs: tuple[str, ...]  # where it was found: PATH, /usr/bin, pyenv shims…
+    first_on_path: bool  # what a bare `name` runs
+    kind: str = "python"  # python or pip
+    shebang: str | None = None
+    runs: str | None = None  # the interpreter it runs (shebang/shim followed)
+    via: str | None = None  # how `runs` was found: shebang, env, pyenv shim, binary
+    broken: bool = False  # it names an interpreter that does not exist
+    note: str | None = None  # why it runs nothing, when it does not
+
+
+@dataclass(frozen=True)
+class ImportAttempt:
+    """`import caffe` in a fresh child of the target interpreter."""
+
+    ok: bool
+    ran: str  # how the child ended, in words
+    error_type: str | None = None
+    error: str | None = None
+    frames: tuple[str, ...] = ()
+    caffe: str | None = None  # caffe.__file__
+    extension: str | None = None  # caffe._caffe.__file__
+    pb2: str | None = None  # caffe.proto.caffe_pb2.__file__ once loaded
+    pb2_load: dict[str, Any] | None = None  # the separate caffe_pb2 load, when done
+    protobuf: dict[str, Any] | None = None  # version, implementation, file
+    numpy: str | None = None
+    stderr_tail: str = ""
+    crashed: str | None = None  # the signal, a timeout
+
+
+@dataclass(frozen=True)
+class PythonFacts:
+    target: Interpreter
+    commands: tuple[Command, ...]
+    interpreters: dict[str, Interpreter] = field(default_factory=dict)  # by command target
+    pyenv_root: str | None = None
+    pyenv_version: tuple[str, ...] = ()
+    virtual_env: str | None = None
+
+
+# --- once per context --------------------------------------------------------------
+
+_lock = threading.Lock()
+_once: dict[tuple, concurrent.futures.Future] = {}
+
+
+def once(key: tuple, compute: Callable[[], T]) -> T:
+    """Compute `key` a single time however many probes ask at once."""
+    with _lock:
+        fut = _once.get(key)
+        owner = fut is None
+        if owner:
+            fut = _once[key] = concurrent.futures.Future()
+    if owner:
+        try:
+            fut.set_result(compute())
+        except BaseException as exc:
+            fut.set_exception(exc)
+    return fut.result()
+
+
+def context_key(ctx: Context) -> tuple:
+    return (tuple(sorted(ctx.env.items())), ctx.timeout, os.getcwd())
+
+
+# --- interpreters ------------------------------------------------------------------
+
+
+def _origin(entry: str, info: dict[str, Any]) -> str:
+    if entry == "":
+        return f"the working directory ({info.get('cwd')})"
+    pythonpath = [os.path.normpath(p) for p in info.get("pythonpath", "").split(os.pathsep) if p]
+    if os.path.normpath(entry) in pythonpath:
+        return "PYTHONPATH"
+    for pth in info.get("pth", []):
+        if os.path.normpath(entry) in pth["adds"]:
+            return f"{pth['file']}"
+    if entry in info.get("site_dirs", []) or entry == info.get("user_site"):
+        return "site-packages" if entry != info.get("user_site") else "user site-packages"
+    if entry.endswith(("site-packages", "dist-packages")):
+        return "site-packages"
+    return "the standard library"
+
+
+def _located(items: list[dict[str, Any]], info: dict[str, Any]) -> tuple[Located, ...]:
+    return tuple(
+        Located(
+            path=i["path"],
+            kind=i["kind"],
+            entry=i["entry"],
+            index=i["index"],
+            origin=_origin(i["entry"], info),
+            version=i.get("version"),
+            installer=i.get("installer"),
+            extensions=tuple(i.get("extensions", ())),
+            pb2=i.get("pb2"),
+        )
+        for i in items
+    )
+
+
+def _introspect(python: str, ctx: Context) -> Interpreter:
+    script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
+    res = host.run([python, "-c", script], timeout=ctx.timeout, env=ctx.env)
+    if not res.ok:
+        why = res.describe()
+        tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
+        return Interpreter(python, error=f"{why}: {tail[0]}" if tail else why)
+    try:
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return Interpreter(python, error=f"{res.describe()} but printed no report")
+    pk = info.get("packages", {})
+    return Interpreter(
+        path=python,
+        version=info.get("version"),
+        implementation=info.get("implementation"),
+        soabi=info.get("soabi"),
+        prefix=info.get("prefix"),
+        base_prefix=info.get("base_prefix"),
+        sys_path=tuple(info.get("sys_path", ())),
+        cwd=info.get("cwd"),
+        pythonpath=info.get("pythonpath", ""),
+        site_dirs=tuple(info.get("site_dirs", ()))
+        + ((info["user_site"],) if info.get("user_site") else ()),
+        pth_files=tuple(p for p in info.get("pth", ()) if p["adds"]),
+        caffe=_located(pk.get("caffe", []), info),
+        protobuf=_located(pk.get("protobuf", []), info),
+        numpy=_located(pk.get("numpy", []), info),
+        protobuf_implementation_env=info.get("protobuf_implementation_env"),
+    )
+
+
+def introspect(ctx: Context, python: str | os.PathLike[str]) -> Interpreter:
+    """What `python` sees; one child per interpreter and context."""
+    p = str(python)
+    return once(("introspect", p, *context_key(ctx)), lambda: _introspect(p, ctx))
+
+
+def _import_attempt(ctx: Context) -> ImportAttempt:
+    script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
+    res = host.run([ctx.python, "-c", script], timeout=ctx.timeout, env=ctx.env)
+    steps: dict[str, dict[str, Any]] = {}
+    for line in res.stdout.splitlines():
+        if line.startswith(MARK):
+            try:
+                data = json.loads(line[len(MARK) :])
+            except ValueError:
+                continue
+            steps[data.pop("step", "?")] = data
+    crashed = None
+    if res.timed_out:
+        crashed = f"did not finish within {ctx.timeout:.0f} s"
+    elif res.signal_name:
+        crashed = f"killed by {res.signal_name}"
+    elif res.error:
+        crashed = f"could not start: {res.error}"
+    imp = steps.get("import")
+    stderr_tail = "\n".join(res.stderr.strip().splitlines()[-6:])
+    if imp is None:
+        return ImportAttempt(
+            ok=False,
+            ran=res.describe(),
+            error=crashed or "the import child printed no result",
+            stderr_tail=stderr_tail,
+            crashed=crashed or res.describe(),
+        )
+    return ImportAttempt(
+        ok=bool(imp.get("ok")),
+        ran=res.describe(),
+        error_type=imp.get("error_type"),
+        error=imp.get("error"),
+        frames=tuple(imp.get("frames", ())),
+        caffe=imp.get("caffe"),
+        extension=imp.get("extension"),
+        pb2=imp.get("pb2"),
+        pb2_load=steps.get("pb2"),
+        protobuf=steps.get("protobuf"),
+        numpy=imp.get("numpy"),
+        stderr_tail=stderr_tail,
+        crashed=crashed,
+    )
+
+
+def import_attempt(ctx: Context) -> ImportAttempt:
+    """`import caffe` under the target interpreter, once per context."""
+    return once(("import", str(ctx.python), *context_key(ctx)), lambda: _import_attempt(ctx))
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def _search_dirs(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(directory, why it is searched), PATH first, duplicates removed."""
+    home = env.get("HOME", "")
+    pyenv_root = env.get("PYENV_ROOT") or (os.path.join(home, ".pyenv") if home else "")
+    dirs = [(d, "PATH") for d in env.get("PATH", "").split(os.pathsep) if d]
+    if env.get("VIRTUAL_ENV"):
+        dirs.append((os.path.join(env["VIRTUAL_ENV"], "bin"), "the active venv"))
+    if pyenv_root:
+        dirs.append((os.path.join(pyenv_root, "shims"), "pyenv shims"))
+    if home:
+        dirs.append((os.path.join(home, ".local", "bin"), "~/.local/bin"))
+    dirs += [("/usr/local/bin", "/usr/local/bin"), ("/usr/bin", "/usr/bin")]
+    out, taken = [], set()
+    for d, why in dirs:
+        real = os.path.realpath(d)
+        if real not in taken:
+            taken.add(real)
+            out.append((d, why))
+    return out
+
+
+def _pyenv_versions(env: Mapping[str, str], root: str) -> tuple[str, ...]:
+    """The versions pyenv selects, the way pyenv does: env, .python-version, global."""
+    if env.get("PYENV_VERSION"):
+        return tuple(re.split(r"[:\s]+", env["PYENV_VERSION"].strip()))
+    d = os.getcwd()
+    while True:
+        text = host.read_text(os.path.join(d, ".python-version"))
+        if text is not None:
+            return tuple(v for v in text.split() if not v.startswith("#"))
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    text = host.read_text(os.path.join(root, "version"))
+    return tuple(text.split()) if text else ("system",)
+
+
+def _is_pyenv_shim(text: str) -> bool:
+    return "pyenv" in text and 'exec "' in text and "libexec/pyenv" in text
+
+
+def _shebang(path: str) -> tuple[str | None, str | None, str | None]:
+    """(first line, interpreter it names, how) for a script; Nones for binaries."""
+    head = host.read_text(path, limit=4096) or ""
+    if not head.startswith("#!"):
+        return None, None, None
+    lines = head.splitlines()
+    first = lines[0][2:].strip()
+    # pip's launcher for interpreter paths too long for a shebang line
+    if first in ("/bin/sh", "/usr/bin/env sh") and len(lines) > 1:
+        m = re.match(r"^'''exec' (?:\"([^\"]+)\"|(\S+))", lines[1])
+        if m:
+            return first, m.group(1) or m.group(2), "exec line"
+    parts = first.split()
+    if not parts:
+        return first, None, None
+    if os.path.basename(parts[0]) == "env" and len(parts) > 1:
+        args = [a for a in parts[1:] if not a.startswith("-")]
+        return first, args[0] if args else None, "env"
+    return first, parts[0], "shebang"
+
+
+def _resolve_env(name: str, env: Mapping[str, str], shims: str | None) -> str | None:
+    for d in env.get("PATH", "").split(os.pathsep):
+        if d and d != shims and os.path.isfile(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return None
+
+
+def _command(
+    name: str, path: str, dirs: list[str], first: bool, env: Mapping[str, str], pyenv: tuple
+) -> Command:
+    root, versions = pyenv
+    shims = os.path.join(root, "shims") if root else None
+    kind = "pip" if name.startswith("pip") else "python"
+    base = Command(name, path, tuple(dirs), first, kind=kind)
+    target, shim = path, None
+    if _is_pyenv_shim(host.read_text(path, limit=4096) or ""):
+        target = None
+        for v in versions:
+            cand = (
+                _resolve_env(name, env, shims)
+                if v == "system"
+                else os.path.join(root, "versions", v, "bin", name)
+            )
+            if cand and os.path.isfile(cand):
+                target = cand
+                break
+        if target is None:
+            note = f"pyenv selects {', '.join(versions)}, which has no {name}"
+            return replace(base, via="pyenv shim", note=note)
+        shim = f"pyenv shim → {target}"
+    first_line, runs, how = _shebang(target)
+    if first_line is None:  # a binary: an interpreter itself
+        return replace(base, runs=target if kind == "python" else None, via=shim or "binary")
+    if runs is None:
+        return replace(base, shebang=first_line, broken=True, note="its shebang names nothing")
+    if how == "env":
+        found = _resolve_env(runs, env, None)
+        if found is None:
+            note = f"`#!{first_line}` finds no {runs} on PATH"
+            return replace(base, shebang=first_line, runs=runs, via="env", broken=True, note=note)
+        runs = found
+    broken = not (os.path.isfile(runs) and os.access(runs, os.X_OK))
+    return replace(
+        base,
+        shebang=first_line,
+        runs=runs,
+        via=shim or how,
+        broken=broken,
+        note=f"its interpreter {runs} does not exist" if broken else None,
+    )
+
+
+def find_commands(env: Mapping[str, str]) -> tuple[tuple[Command, ...], tuple]:
+    """Every python*/pip* in the usual places, each followed to its interpreter."""
+    home = env.get("HOME", "")
+    root = env.get("PYENV_ROOT") or (os.path.join(home, ".pyenv") if home else "")
+    root = root if root and os.path.isdir(root) else ""
+    pyenv = (root, _pyenv_versions(env, root) if root else ())
+    path_dirs = [os.path.realpath(d) for d in env.get("PATH", "").split(os.pathsep) if d]
+    where: dict[str, list[str]] = {}
+    order: list[tuple[str, str]] = []
+    first_seen: dict[str, str] = {}
+    for d, why in _search_dirs(env):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for n in names:
+            if not COMMAND_NAME.match(n):
+                continue
+            p = os.path.join(d, n)
+            if not (os.path.isfile(p) and os.access(p, os.X_OK)):
+                continue
+            if p not in where:
+                order.append((n, p))
+                where[p] = []
+            where[p].append(why)
+            if os.path.realpath(d) in path_dirs and n not in first_seen:
+                first_seen[n] = p
+    commands = tuple(_command(n, p, where[p], first_seen.get(n) == p, env, pyenv) for n, p in order)
+    return commands, pyenv
+
+
+# --- the probe ---------------------------------------------------------------------
+
+
+def _summarize(f: PythonFacts) -> list[str]:
+    t = f.target
+    major = (t.version or "3").split(".")[0]
+    lines = []
+    if t.ok:
+        venv = f", venv of {t.base_prefix}" if t.in_venv else ""
+        lines.append(f"target: {t.path} (Python {t.version}{venv})")
+    else:
+        lines.append(f"target: {t.path} could not be examined: {t.error}")
+    for c in f.commands:
+        if c.first_on_path and c.kind == "pip" and c.name in ("pip", f"pip{major}"):
+            other = f.interpreters.get(c.runs or "")
+            into = f"{other.prefix} (Python {other.version})" if other and other.ok else c.runs
+            lines.append(f"{c.name}: {c.note}" if c.broken or not c.runs else f"{c.name} → {into}")
+    broken = [c for c in f.commands if c.broken]
+    if broken:
+        lines.append(f"{len(broken)} python/pip command(s) cannot run")
+    return lines
+
+
+def _gather(ctx: Context) -> PythonFacts:
+    commands, (root, versions) = find_commands(ctx.env)
+    others = {c.runs for c in commands if c.first_on_path and c.runs and not c.broken}
+    wanted = [str(ctx.python), *sorted(others - {str(ctx.python)})]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
+        seen = dict(zip(wanted, pool.map(lambda p: introspect(ctx, p), wanted)))
+    return PythonFacts(
+        target=seen[str(ctx.python)],
+        commands=commands,
+        interpreters=seen,
+        pyenv_root=root or None,
+        pyenv_version=versions,
+        virtual_env=ctx.env.get("VIRTUAL_ENV"),
+    )
+
+
+@probe("python", _summarize)
+def gather(ctx: Context) -> PythonFacts:
+    """The python area's facts, once per context (the protobuf probe reads them too)."""
+    return once(("python", str(ctx.python), *context_key(ctx)), lambda: _gather(ctx))
