@@ -1,1 +1,345 @@
-"""Rules about cuda (being written)."""
+"""Rules about CUDA, cuDNN, the GPU driver and the dynamic loader's path.
+
+No GPU is not a problem in itself: a CPU build of Caffe needs none of this, so
+the rules speak only when something that is there (a GPU build, a GPU, a cuDNN)
+meets something that does not fit it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from caffedoc.detect import detects
+from caffedoc.findings import Hit, Severity
+from caffedoc.probes import Facts
+from caffedoc.probes.cuda import CUDA_LIB, CaffeLibrary, CudaFacts, LibraryDir
+
+# Compute capabilities each CUDA major release builds for: (lowest, highest or None).
+ARCH_RANGES: dict[int, tuple[int, int | None]] = {
+    8: (20, 62),
+    9: (30, 72),
+    10: (30, 75),
+    11: (35, None),
+    12: (50, None),
+    13: (75, None),
+}
+
+# CUDA + cuDNN pairs known not to work with Caffe, and where that was learned.
+BAD_PAIRS: tuple[tuple[str, str, str], ...] = (
+    (
+        "10.2",
+        "7.6.5",
+        "the field log's CUDA 10.2 + cuDNN 7.6.5 fails; CUDA 10.0 + cuDNN 7.3.1 works",
+    ),
+)
+
+# Functions upstream Caffe calls that cuDNN 8 removed (BVLC/caffe#6970).
+REMOVED_IN_CUDNN_8 = frozenset(
+    {
+        "cudnnGetConvolutionForwardAlgorithm",
+        "cudnnGetConvolutionBackwardFilterAlgorithm",
+        "cudnnGetConvolutionBackwardDataAlgorithm",
+    }
+)
+
+DEFAULT_CONF = Path("/etc/ld.so.conf")
+DEFAULT_CACHE = Path("/etc/ld.so.cache")
+
+
+def _cuda(facts: Facts) -> CudaFacts | None:
+    return facts.get("cuda")
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def _major_minor(text: str | None) -> str | None:
+    v = _version(text)
+    return f"{v.major}.{v.minor}" if v else None
+
+
+def _soname_version(soname: str) -> str | None:
+    m = re.search(r"\.so\.(\d+(?:\.\d+)*)$", soname)
+    return m.group(1) if m else None
+
+
+def _runtime_of(lib: CaffeLibrary) -> str | None:
+    """The CUDA runtime a Caffe library was linked with, from libcudart's soname."""
+    for n in lib.needed:
+        if n.soname.startswith("libcudart.so."):
+            return _soname_version(n.soname)
+    return None
+
+
+def _ldconfig_command(cuda: CudaFacts) -> str:
+    if cuda.ld_so_conf == DEFAULT_CONF and cuda.ld_so_cache == DEFAULT_CACHE:
+        return "sudo ldconfig"
+    return f"sudo ldconfig -f {cuda.ld_so_conf} -C {cuda.ld_so_cache}"
+
+
+def _conf_line_fix(cuda: CudaFacts, directory: Path) -> str:
+    """The exact ld.so.conf.d entry for `directory`, then the cache refresh."""
+    confd = next((Path(p).parent for p in cuda.conf_includes if p.endswith(".conf")), None)
+    if confd is None:
+        add = f"echo {directory} | sudo tee -a {cuda.ld_so_conf}"
+    else:
+        add = f"echo {directory} | sudo tee {confd / 'caffedoc-cuda.conf'}"
+    return (
+        f"Let the dynamic loader search {directory}: `{add} && {_ldconfig_command(cuda)}`. "
+        "LD_LIBRARY_PATH works for one shell only, not for services or other users."
+    )
+
+
+def _where(d: LibraryDir, cuda: CudaFacts) -> str:
+    if d.covered_by == "ld.so.conf":
+        return (
+            f"which {cuda.ld_so_conf} lists, but the cache {cuda.ld_so_cache} has no entry "
+            f"for {', '.join(d.not_in_cache)}: ldconfig was not rerun after they were installed"
+        )
+    return f"which neither {cuda.ld_so_conf} (with its includes) nor LD_LIBRARY_PATH lists"
+
+
+@detects("cuda-library-path")
+def library_path(facts: Facts) -> Iterator[Hit]:
+    cuda = _cuda(facts)
+    if cuda is None:
+        return
+    explained: set[Path] = set()
+    for lib in cuda.caffe_libraries:
+        for soname in lib.unresolved:
+            if not CUDA_LIB.match(soname):
+                continue  # other libraries are the caffe area's (caffe-library-missing)
+            homes = [d for d in cuda.library_dirs if soname in d.libraries]
+            searched = ", ".join(lib.runpath) or "none"
+            evidence = [
+                f"{lib.path} needs {soname}; the loader finds it nowhere "
+                f"(RUNPATH: {searched}; LD_LIBRARY_PATH: "
+                f"{':'.join(cuda.ld_library_path) or 'unset'}; cache: {cuda.ld_so_cache})"
+            ]
+            stale = [d for d in homes if d.covered_by == "ld.so.conf"]
+            uncovered = [d for d in homes if d.covered_by is None]
+            evidence += [f"{soname} is in {d.path}, {_where(d, cuda)}" for d in stale + uncovered]
+            explained.update(d.path for d in stale + uncovered)
+            if stale:
+                fix = f"Refresh the linker cache: `{_ldconfig_command(cuda)}`."
+            elif uncovered:
+                fix = _conf_line_fix(cuda, uncovered[0].path)
+            else:
+                fix = (
+                    f"No {soname} was found on this machine: install the CUDA/cuDNN release "
+                    f"it belongs to, or rebuild Caffe against the CUDA that is installed."
+                )
+            yield Hit(Severity.ERROR, tuple(evidence), fix, detail=soname)
+    for d in cuda.library_dirs:
+        if d.path in explained:
+            continue
+        if d.covered_by is None or d.not_in_cache:
+            yield Hit(
+                Severity.INFO,
+                (f"{d.path} holds {', '.join(d.libraries)}, {_where(d, cuda)}",),
+                f"Refresh the linker cache: `{_ldconfig_command(cuda)}`."
+                if d.not_in_cache
+                else _conf_line_fix(cuda, d.path),
+                detail=str(d.path),
+            )
+
+
+def _cuda_for(cuda: CudaFacts, header: Path | None) -> str | None:
+    """The CUDA release a cuDNN belongs with: the toolkit it sits in, else the only one."""
+    for lib in cuda.caffe_libraries:
+        if runtime := _runtime_of(lib):
+            return runtime
+    if header is not None:
+        for t in cuda.toolkits:
+            if t.root and t.root in header.parents:
+                return t.version
+    versions = {_major_minor(t.version) for t in cuda.toolkits if t.version}
+    return versions.pop() if len(versions) == 1 else None
+
+
+def _cudnn_versions(cuda: CudaFacts) -> list[tuple[str, str, Path | None]]:
+    """(cuDNN version, where it was seen, header path) for headers and loaded libraries."""
+    out = [(h.version, f"header {h.path}", h.path) for h in cuda.cudnn_headers]
+    for lib in cuda.caffe_libraries:
+        for n in lib.needed:
+            if n.soname.startswith("libcudnn.so") and n.real_name:
+                v = _soname_version(n.real_name)
+                if v and v.count(".") >= 2:
+                    out.append((v, f"{n.path} → {n.real_name}, loaded by {lib.path.name}", None))
+    return out
+
+
+@detects("cudnn-version")
+def cudnn_version(facts: Facts) -> Iterator[Hit]:
+    cuda = _cuda(facts)
+    if cuda is None:
+        return
+    for bad_cuda, bad_cudnn, why in BAD_PAIRS:
+        evidence = [
+            f"cuDNN {cudnn} ({where}) with CUDA {bad_cuda}"
+            for cudnn, where, header in _cudnn_versions(cuda)
+            if cudnn == bad_cudnn and _major_minor(_cuda_for(cuda, header)) == bad_cuda
+        ]
+        if evidence:
+            yield Hit(
+                Severity.ERROR,
+                (*evidence, f"known bad: {why}"),
+                detail=f"CUDA {bad_cuda} + cuDNN {bad_cudnn}",
+            )
+    header_majors = {
+        _version(h.version).major: h for h in cuda.cudnn_headers if _version(h.version)
+    }
+    new = [h for major, h in sorted(header_majors.items()) if major >= 8]
+    for lib in cuda.caffe_libraries:
+        removed = sorted(REMOVED_IN_CUDNN_8 & set(lib.cudnn_imports))
+        if not removed:
+            continue
+        loaded = [n for n in lib.needed if n.soname.startswith("libcudnn.so.")]
+        too_new = [
+            n
+            for n in loaded
+            if (_version(_soname_version(n.soname)) or Version("0")) >= Version("8")
+        ]
+        if too_new or new:
+            evidence = [f"{lib.path} calls {', '.join(removed)}, which cuDNN 8 removed"]
+            evidence += [f"it links {n.soname} ({n.path or 'not found'})" for n in too_new]
+            evidence += [f"the cuDNN header here is {h.version} ({h.path})" for h in new]
+            yield Hit(
+                Severity.ERROR if too_new else Severity.WARNING,
+                tuple(evidence),
+                detail="upstream Caffe's cuDNN 7 API with cuDNN ≥ 8",
+            )
+    removed_src = sorted(REMOVED_IN_CUDNN_8 & set(cuda.source_cudnn_calls))
+    if removed_src and new:
+        yield Hit(
+            Severity.ERROR,
+            (
+                f"{cuda.caffe_source} calls {', '.join(removed_src)}, which cuDNN 8 removed",
+                *(f"the cuDNN header a build would use is {h.version} ({h.path})" for h in new),
+            ),
+            detail="this Caffe source does not build with cuDNN ≥ 8",
+        )
+    lib_majors = {
+        v.split(".")[0]
+        for name in cuda.cache_cuda
+        if name.startswith("libcudnn.so.") and (v := _soname_version(name))
+    }
+    for major, h in sorted(header_majors.items()):
+        if lib_majors and str(major) not in lib_majors:
+            yield Hit(
+                Severity.WARNING,
+                (
+                    f"{h.path} says cuDNN {h.version}, but the linker cache "
+                    f"{cuda.ld_so_cache} has only "
+                    + ", ".join(sorted(n for n in cuda.cache_cuda if n.startswith("libcudnn.so."))),
+                ),
+                "Install the cuDNN library of the same release as the header (or the header "
+                "of the library's release), then rebuild Caffe.",
+                detail="header and library disagree",
+            )
+
+
+def _arch_number(cc: str) -> int | None:
+    m = re.match(r"(\d+)\.(\d+)$", cc.strip())
+    return int(m.group(1)) * 10 + int(m.group(2)) if m else None
+
+
+def _runs_on(archs: tuple[str, ...], cc: int) -> bool:
+    """Whether a binary with these targets has code for a GPU of capability `cc` (86 = 8.6)."""
+    for a in archs:
+        kind, _, num = a.partition("_")
+        digits = re.match(r"\d+", num)
+        if not digits:
+            continue
+        n = int(digits.group(0))
+        if kind == "sm" and n // 10 == cc // 10 and n <= cc:
+            return True  # cubins run on the same major, equal or newer minor
+        if kind == "compute" and n <= cc:
+            return True  # PTX is compiled for newer GPUs at load time
+    return False
+
+
+@detects("cuda-arch")
+def cuda_arch(facts: Facts) -> Iterator[Hit]:
+    cuda = _cuda(facts)
+    if cuda is None:
+        return
+    for gpu in cuda.gpus:
+        cc = _arch_number(gpu.compute_capability or "")
+        if cc is None:
+            continue
+        used = {_runtime_of(lib) for lib in cuda.caffe_libraries} - {None}
+        for t in cuda.toolkits:
+            v = _version(t.version)
+            if v is None or v.major not in ARCH_RANGES:
+                continue
+            low, high = ARCH_RANGES[v.major]
+            if low <= cc and (high is None or cc <= high):
+                continue
+            span = f"sm_{low} to sm_{high}" if high else f"sm_{low} and newer"
+            only = len(cuda.toolkits) == 1 or any(u.split(".")[0] == str(v.major) for u in used)
+            yield Hit(
+                Severity.ERROR if only else Severity.WARNING,
+                (
+                    f"GPU {gpu.index} ({gpu.name}) is compute capability {gpu.compute_capability} "
+                    f"(sm_{cc}); CUDA {t.version} at {t.root or t.nvcc} builds for {span}",
+                ),
+                detail=f"CUDA {t.version} cannot target sm_{cc}",
+            )
+        for lib in cuda.caffe_libraries:
+            if lib.architectures and not _runs_on(lib.architectures, cc):
+                yield Hit(
+                    Severity.ERROR,
+                    (
+                        f"{lib.path} holds code for {', '.join(lib.architectures)}; GPU "
+                        f"{gpu.index} ({gpu.name}) needs sm_{cc} or PTX for ≤ compute_{cc}",
+                    ),
+                    "Rebuild Caffe for this GPU: -DCUDA_ARCH_NAME=Manual "
+                    f'-DCUDA_ARCH_BIN="{gpu.compute_capability}" '
+                    f'-DCUDA_ARCH_PTX="{gpu.compute_capability}" with a CUDA that supports it.',
+                    detail=f"no kernels for {gpu.name}",
+                )
+
+
+@detects("gpu-driver")
+def gpu_driver(facts: Facts) -> Iterator[Hit]:
+    cuda = _cuda(facts)
+    if cuda is None:
+        return
+    d = cuda.driver
+    gpu_builds = [lib for lib in cuda.caffe_libraries if lib.gpu_build]
+    if d.error:
+        yield Hit(Severity.ERROR, (f"`{d.nvidia_smi}` failed: {d.error}",))
+        return
+    if d.nvidia_smi is None:
+        for lib in gpu_builds:
+            yield Hit(
+                Severity.WARNING,
+                (f"{lib.path} is a GPU build, and there is no NVIDIA driver (no nvidia-smi)",),
+                "On this machine only CPU mode works (caffe.set_mode_cpu()); for a machine "
+                "without a GPU build a CPU-only Caffe: `caffedoc build --recipe debian12-cpu`.",
+                detail="GPU build without a GPU",
+            )
+        return
+    if not d.gpus:
+        yield Hit(Severity.ERROR, (f"`{d.nvidia_smi}` ran but lists no GPU",))
+    supports = _version(d.cuda_version)
+    for lib in gpu_builds:
+        runtime = _version(_runtime_of(lib))
+        if supports and runtime and Version(f"{runtime.major}.{runtime.minor}") > supports:
+            yield Hit(
+                Severity.ERROR,
+                (
+                    f"{lib.path} uses the CUDA {runtime} runtime; driver {d.version} "
+                    f"supports CUDA {d.cuda_version} at most",
+                ),
+                detail=f"driver {d.version} too old for CUDA {runtime}",
+            )

@@ -1,0 +1,233 @@
+"""`caffedoc check` on CUDA/cuDNN set-ups built for real: compiled libraries with the
+sonames of CUDA 10.x and cuDNN 7/8, a Caffe-like library linked against them, and a
+private ld.so.conf and cache made by ldconfig."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import caffedoc
+from tests.fixtures.native import install_copy
+
+NO_GPU = shutil.which("nvidia-smi") is None
+
+
+def check(py, caffe_dir, env) -> dict:
+    res = caffedoc("check", "--json", "--python", str(py), "--caffe", str(caffe_dir), env=env)
+    assert res.returncode in (0, 1), res.stderr
+    assert not res.stderr.strip(), res.stderr
+    return json.loads(res.stdout)
+
+
+def findings(report: dict, fid: str) -> list[dict]:
+    return [f for f in report["findings"] if f["id"] == fid]
+
+
+def load_error(lib, env) -> str:
+    """What the real dynamic loader says when it loads `lib` with every symbol bound."""
+    code = "import ctypes, os, sys; ctypes.CDLL(sys.argv[1], os.RTLD_NOW)"
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(lib)], capture_output=True, text=True, env=env
+    )
+    return res.stderr if res.returncode else ""
+
+
+@pytest.fixture
+def cuda10(tmp_path, cuda_install, caffe_like, linker_config):
+    """CUDA 10.0 + cuDNN 7.3.1 (a pairing that works) under tmp, and a Caffe linked to it."""
+    built = cuda_install("10.0.130", "7.3.1")
+    root = install_copy(built, tmp_path / "cuda-10.0")
+    caffe = install_copy(caffe_like(built), tmp_path / "caffe")
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+    return root, caffe, env
+
+
+def test_cudnn_in_a_directory_the_loader_does_not_search(cuda10, linker_config, target_python):
+    root, caffe, env = cuda10
+    lib64 = root / "lib64"
+    assert "libcudnn.so.7" not in linker_config.rebuild()
+    # The real loader agrees (the machine's own cache lacks the directory too).
+    assert "libcudnn.so.7: cannot open shared object file" in load_error(
+        caffe / "lib" / "libcaffe.so.1.0.0", env
+    )
+
+    report = check(target_python.python, caffe, env)
+
+    hits = findings(report, "cuda-library-path")
+    errors = [f for f in hits if f["severity"] == "error"]
+    assert errors, report["findings"]
+    text = json.dumps(errors)
+    assert "libcudnn.so.7" in text and str(lib64) in text
+    assert "libcudart.so.10.0" in text
+    # The fix is the exact ld.so.conf.d entry, then ldconfig on that configuration.
+    fix = errors[0]["fix"]
+    assert f"echo {lib64} | sudo tee {linker_config.confd}/caffedoc-cuda.conf" in fix
+    assert "ldconfig" in fix
+    assert report["status"] == "error"
+    # The known-good pairing raises nothing else in the area.
+    assert not findings(report, "cudnn-version")
+
+
+def test_listed_and_cached_directory_is_clean(cuda10, linker_config, target_python):
+    root, caffe, env = cuda10
+    linker_config.list_dir(root / "lib64")
+    printed = linker_config.rebuild()
+    assert f"libcudnn.so.7 (libc6,x86-64) => {root / 'lib64'}" in printed
+
+    report = check(target_python.python, caffe, env)
+
+    # (The machine's own toolkits, outside this private configuration, may be noted.)
+    mine = [f for f in findings(report, "cuda-library-path") if str(root) in json.dumps(f)]
+    assert not mine, mine
+    assert all(f["severity"] == "info" for f in findings(report, "cuda-library-path"))
+    needed = {
+        n["soname"]: n for lib in report["facts"]["cuda"]["caffe_libraries"] for n in lib["needed"]
+    }
+    assert needed["libcudnn.so.7"]["how"] == "ld.so.cache"
+    assert needed["libcudnn.so.7"]["real_name"] == "libcudnn.so.7.3.1"
+
+
+def test_listed_directory_with_a_stale_cache_says_run_ldconfig(
+    tmp_path, cuda_install, caffe_like, linker_config, target_python
+):
+    built = cuda_install("10.0.130", "7.3.1")
+    lib64 = tmp_path / "cuda-10.0" / "lib64"
+    lib64.mkdir(parents=True)
+    linker_config.list_dir(lib64)
+    linker_config.rebuild()  # before the libraries are installed: the seed's libcudnn story
+    shutil.rmtree(tmp_path / "cuda-10.0")
+    root = install_copy(built, tmp_path / "cuda-10.0")
+    caffe = install_copy(caffe_like(built), tmp_path / "caffe")
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+
+    report = check(target_python.python, caffe, env)
+
+    errors = [f for f in findings(report, "cuda-library-path") if f["severity"] == "error"]
+    assert errors, report["findings"]
+    text = json.dumps(errors)
+    assert f"{lib64}, which {linker_config.conf} lists" in text
+    assert errors[0]["fix"].startswith("Refresh the linker cache")
+    assert "tee" not in errors[0]["fix"]
+
+
+def test_cuda_10_2_with_cudnn_7_6_5_is_a_known_bad_pair(
+    tmp_path, cuda_install, caffe_like, linker_config, target_python
+):
+    built = cuda_install("10.2.89", "7.6.5")
+    root = install_copy(built, tmp_path / "cuda-10.2")
+    caffe = install_copy(caffe_like(built), tmp_path / "caffe")
+    linker_config.list_dir(root / "lib64")
+    linker_config.rebuild()
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+
+    report = check(target_python.python, caffe, env)
+
+    bad = findings(report, "cudnn-version")
+    assert [f["severity"] for f in bad] == ["error"], report["findings"]
+    assert "CUDA 10.2 + cuDNN 7.6.5" in bad[0]["title"]
+    text = json.dumps(bad[0]["evidence"])
+    assert str(root / "include" / "cudnn.h") in text
+    assert "libcudnn.so.7.6.5" in text  # the library Caffe actually loads says so too
+    assert all(f["severity"] == "info" for f in findings(report, "cuda-library-path"))
+    assert report["facts"]["cuda"]["toolkits"][0]["version"] == "10.2.89"
+
+
+def test_upstream_caffe_api_with_cudnn_8(
+    tmp_path, cuda_install, caffe_like, linker_config, target_python
+):
+    """Caffe's cuDNN 7 calls, linked where cuDNN 8 is installed: it cannot even load."""
+    old = cuda_install("10.0.130", "7.3.1")
+    new = cuda_install("11.8.89", "8.9.7")
+    root = install_copy(new, tmp_path / "cuda-11.8")
+    caffe = install_copy(caffe_like(old, libs=new), tmp_path / "caffe")
+    linker_config.list_dir(root / "lib64")
+    linker_config.rebuild()
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+    loader_env = dict(env, LD_LIBRARY_PATH=str(root / "lib64"))
+    said = load_error(caffe / "lib" / "libcaffe.so.1.0.0", loader_env)
+    assert "undefined symbol: cudnnGetConvolutionForwardAlgorithm" in said
+
+    report = check(target_python.python, caffe, env)
+
+    bad = findings(report, "cudnn-version")
+    assert bad and bad[0]["severity"] == "error", report["findings"]
+    text = json.dumps(bad)
+    assert "cudnnGetConvolutionForwardAlgorithm" in text
+    assert "libcudnn.so.8" in text
+    assert str(root / "include" / "cudnn_version.h") in text
+    assert report["facts"]["cuda"]["cudnn_headers"][0]["version"] == "8.9.7"
+
+
+def test_cudnn_8_header_beside_a_caffe_built_for_cudnn_7_warns(
+    tmp_path, cuda_install, caffe_like, linker_config, target_python
+):
+    old = cuda_install("10.0.130", "7.3.1")
+    new = cuda_install("11.8.89", "8.9.7")
+    install_copy(old, tmp_path / "cuda-10.0")
+    root = install_copy(new, tmp_path / "cuda-11.8")
+    caffe = install_copy(caffe_like(old), tmp_path / "caffe")
+    linker_config.list_dir(tmp_path / "cuda-10.0" / "lib64")
+    linker_config.rebuild()
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+
+    report = check(target_python.python, caffe, env)
+
+    bad = {f["title"].split(": ", 1)[1]: f for f in findings(report, "cudnn-version")}
+    assert {f["severity"] for f in bad.values()} == {"warning"}, report["findings"]
+    api = bad["upstream Caffe's cuDNN 7 API with cuDNN ≥ 8"]
+    assert "cudnnGetConvolutionForwardAlgorithm" in json.dumps(api["evidence"])
+    assert "8.9.7" in json.dumps(api["evidence"])
+    # The cuDNN 8 header disagrees with the only libcudnn the loader knows.
+    assert "libcudnn.so.7" in json.dumps(bad["header and library disagree"]["evidence"])
+
+
+@pytest.mark.skipif(not NO_GPU, reason="this machine has an NVIDIA driver")
+def test_no_gpu_is_plain_and_not_an_error(tmp_path, target_python):
+    """On this machine as it is (its own linker configuration), with no Caffe build."""
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    res = caffedoc("check", "--python", str(target_python.python), "--caffe", str(empty))
+    assert res.returncode in (0, 1), res.stderr
+    assert "No NVIDIA GPU or driver here" in res.stdout
+    report = check(target_python.python, empty, None)
+    cuda = [f for f in report["findings"] if f["area"] == "cuda"]
+    assert all(f["severity"] == "info" for f in cuda), cuda
+    assert not findings(report, "gpu-driver")
+    assert report["facts"]["cuda"]["driver"]["gpus"] == []
+
+
+@pytest.mark.skipif(not NO_GPU, reason="this machine has an NVIDIA driver")
+def test_gpu_build_without_a_driver_warns(cuda10, linker_config, target_python):
+    root, caffe, env = cuda10
+    linker_config.list_dir(root / "lib64")
+    linker_config.rebuild()
+
+    report = check(target_python.python, caffe, env)
+
+    hits = findings(report, "gpu-driver")
+    assert [f["severity"] for f in hits] == ["warning"], report["findings"]
+    assert "GPU build" in hits[0]["evidence"][0]
+    libs = report["facts"]["cuda"]["caffe_libraries"]
+    assert libs and libs[0]["gpu_build"] is True
+
+
+def test_unreadable_cache_is_reported_not_a_crash(tmp_path, target_python, linker_config):
+    junk = tmp_path / "junk.cache"
+    junk.write_bytes(b"not a linker cache\n")
+    env = linker_config.env()
+    env["CAFFEDOC_LD_SO_CACHE"] = str(junk)
+    res = caffedoc("check", "--json", "--python", str(target_python.python), env=env)
+    assert res.returncode in (0, 1), res.stderr
+    assert "Traceback" not in res.stderr
+    facts = json.loads(res.stdout)["facts"]["cuda"]
+    assert facts["cache_error"]
