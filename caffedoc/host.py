@@ -93,6 +93,10 @@ def run(
         _kill_group(proc)
         out, err = proc.communicate()
         return Result(args, None, out, err, time.monotonic() - start, timed_out=True)
+    except BaseException:  # Ctrl-C, SIGTERM turned into an exception: take the child along
+        _kill_group(proc)
+        proc.wait()
+        raise
     return Result(args, proc.returncode, out, err, time.monotonic() - start)
 
 
