@@ -1,0 +1,464 @@
+"""Recipes: known-good (and known-bad) ways to build Caffe, kept as data.
+
+One TOML file per combination lives in the project's `recipes/` folder, beside
+the patches and source manifests it names. Loading validates every field, so a
+malformed recipe is reported with its file and field instead of failing halfway
+through a build. `resolve` picks the recipe for a host and a request, or refuses
+with one line that says why and what to use instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from caffedoc import toml
+from caffedoc.errors import CaffedocError
+
+STATUSES = ("good", "bad", "blocked")  # blocked: resolves, but cannot be built yet
+KINDS = ("cpu", "cuda")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_VERSION = re.compile(r"^\d+(\.\d+)*$")
+
+
+def recipes_dir() -> Path:
+    """The recipes folder: the checkout's `recipes/`, or the copy packaged in the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "recipes", here / "data" / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise CaffedocError("the recipes folder is missing from this installation of caffedoc")
+
+
+class RecipeError(CaffedocError):
+    """A malformed recipe: names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Source:
+    repository: str
+    commit: str
+    tarball: str
+    sha256: str
+    size: int
+    manifest: Path  # per-file sha256 list of the pristine tree
+    apt_suite: str | None = None  # a Debian suite whose source package carries the tarball
+    apt_package: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    path: Path
+    summary: str
+    status: str
+    reason: str | None
+    alternative: str | None
+    distros: tuple[tuple[str, str], ...]  # (id, version) pairs it fits
+    machines: tuple[str, ...]
+    compiler: str
+    python: str  # major or major.minor the recipe builds for
+    base_image: str  # a container image with the platform, for `caffedoc docker`
+    kind: str  # cpu or cuda
+    cuda: str | None
+    cudnn: str | None
+    architectures: tuple[str, ...]  # sm_XY numbers as "XY"
+    protobuf: str
+    static_protobuf: bool
+    opencv: str
+    boost: str
+    blas: str
+    apt: tuple[str, ...]
+    source: Source
+    patches: tuple[Path, ...]
+    cmake: tuple[tuple[str, str], ...]
+    digest: str = field(default="", compare=False)  # sha256 of the file and its patches
+
+    def platform(self) -> str:
+        return " or ".join(_pretty(d, v) for d, v in self.distros)
+
+    def fits(self, distro: str, version: str) -> bool:
+        return any(d == distro and _version_match(v, version) for d, v in self.distros)
+
+    def compute(self) -> str:
+        if self.kind == "cpu":
+            return "CPU only"
+        return f"CUDA {self.cuda}" + (f" + cuDNN {self.cudnn}" if self.cudnn else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "status": self.status,
+            "reason": self.reason,
+            "alternative": self.alternative,
+            "platform": [f"{d} {v}" for d, v in self.distros],
+            "machines": list(self.machines),
+            "compiler": self.compiler,
+            "python": self.python,
+            "base_image": self.base_image,
+            "compute": self.kind,
+            "cuda": self.cuda,
+            "cudnn": self.cudnn,
+            "architectures": list(self.architectures),
+            "protobuf": self.protobuf,
+            "static_protobuf": self.static_protobuf,
+            "opencv": self.opencv,
+            "boost": self.boost,
+            "blas": self.blas,
+            "apt": list(self.apt),
+            "source": {
+                "repository": self.source.repository,
+                "commit": self.source.commit,
+                "tarball": self.source.tarball,
+                "sha256": self.source.sha256,
+            },
+            "patches": [p.name for p in self.patches],
+            "cmake": dict(self.cmake),
+            "file": str(self.path),
+        }
+
+
+def _pretty(distro: str, version: str) -> str:
+    names = {"debian": "Debian", "ubuntu": "Ubuntu"}
+    return f"{names.get(distro, distro.capitalize())} {version}"
+
+
+def _version_match(want: str, have: str) -> bool:
+    """A version "12" fits 12 and 12.4; "18.04" fits only 18.04."""
+    return have == want or have.startswith(want + ".")
+
+
+class _Reader:
+    """Typed access to one TOML table that names the file and field on error."""
+
+    def __init__(self, data: dict[str, Any], path: Path, prefix: str = "") -> None:
+        self.data, self.path, self.prefix = data, path, prefix
+
+    def fail(self, key: str, what: str) -> RecipeError:
+        return RecipeError(f"recipe {self.path.name}: field '{self.prefix}{key}': {what}")
+
+    def table(self, key: str) -> _Reader:
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(key, "missing table" if value is None else "expected a table")
+        return _Reader(value, self.path, f"{self.prefix}{key}.")
+
+    def str(self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None,
+            choices: Sequence[str] = ()) -> str:  # fmt: skip
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.fail(key, "missing")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "expected a non-empty string")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(key, f"{value!r} does not match {pattern.pattern}")
+        if choices and value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def opt_str(self, key: str, **kw: Any) -> str | None:
+        return None if self.data.get(key) is None else self.str(key, **kw)
+
+    def int(self, key: str) -> int:
+        value = self.data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self.fail(key, "expected a positive integer")
+        return value
+
+    def bool(self, key: str) -> bool:
+        value = self.data.get(key)
+        if not isinstance(value, bool):
+            raise self.fail(key, "expected true or false")
+        return value
+
+    def strs(self, key: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "expected a list of strings")
+        if not value and not allow_empty:
+            raise self.fail(key, "must not be empty")
+        return tuple(value)
+
+    def str_map(self, key: str) -> tuple[tuple[str, str], ...]:
+        value = self.data.get(key)
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self.fail(key, "expected a table of strings")
+        return tuple(value.items())
+
+
+def load(path: Path) -> Recipe:
+    """Read and validate one recipe file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = toml.loads(text)
+    except OSError as exc:
+        raise RecipeError(f"recipe {path.name}: cannot be read: {exc.strerror}") from exc
+    except toml.TOMLDecodeError as exc:
+        raise RecipeError(f"recipe {path.name}: not valid TOML: {exc}") from exc
+    root = _Reader(data, path)
+    base = path.parent
+    name = root.str("name", pattern=re.compile(r"^[a-z0-9][a-z0-9.+-]*$"))
+    if name != path.stem:
+        raise root.fail("name", f"{name!r} differs from the file name {path.stem!r}")
+    status = root.str("status", choices=STATUSES)
+    reason = root.opt_str("reason")
+    if status != "good" and reason is None:
+        raise root.fail("reason", f"a {status} recipe must say why")
+
+    plat = root.table("platform")
+    distros = []
+    for entry in plat.strs("distros", allow_empty=False):
+        parts = entry.split()
+        if len(parts) != 2 or not _VERSION.match(parts[1]):
+            raise plat.fail("distros", f"{entry!r} is not 'distro version' (e.g. 'debian 12')")
+        distros.append((parts[0].lower(), parts[1]))
+    python = plat.str("python", pattern=_VERSION)
+
+    comp = root.table("compute")
+    kind = comp.str("kind", choices=KINDS)
+    cuda = cudnn = None
+    arches: tuple[str, ...] = ()
+    if kind == "cuda":
+        cuda = comp.str("cuda", pattern=_VERSION)
+        cudnn = comp.opt_str("cudnn", pattern=_VERSION)
+        arches = comp.strs("architectures", allow_empty=False)
+        if not all(a.isdigit() for a in arches):
+            raise comp.fail("architectures", "expected compute capabilities like '75'")
+
+    stack = root.table("stack")
+    src = root.table("source")
+    source = Source(
+        repository=src.str("repository"),
+        commit=src.str("commit", pattern=_HEX),
+        tarball=src.str("tarball"),
+        sha256=src.str("sha256", pattern=re.compile(r"^[0-9a-f]{64}$")),
+        size=src.int("size"),
+        manifest=_existing(src, "manifest", base),
+        apt_suite=src.opt_str("apt_suite"),
+        apt_package=src.opt_str("apt_package"),
+    )
+    bld = root.table("build")
+    patches = tuple(_existing(bld, "patches", base, rel) for rel in bld.strs("patches"))
+
+    recipe = Recipe(
+        name=name,
+        path=path,
+        summary=root.str("summary"),
+        status=status,
+        reason=reason,
+        alternative=root.opt_str("alternative"),
+        distros=tuple(distros),
+        machines=plat.strs("machines", allow_empty=False),
+        compiler=plat.str("compiler"),
+        python=python,
+        base_image=plat.str("base_image"),
+        kind=kind,
+        cuda=cuda,
+        cudnn=cudnn,
+        architectures=arches,
+        protobuf=stack.str("protobuf"),
+        static_protobuf=stack.bool("static_protobuf"),
+        opencv=stack.str("opencv"),
+        boost=stack.str("boost"),
+        blas=stack.str("blas"),
+        apt=root.table("packages").strs("apt"),
+        source=source,
+        patches=patches,
+        cmake=bld.str_map("cmake"),
+    )
+    digest = hashlib.sha256(text.encode())
+    for p in patches:
+        digest.update(p.read_bytes())
+    return _with_digest(recipe, digest.hexdigest())
+
+
+def _existing(r: _Reader, key: str, base: Path, rel: str | None = None) -> Path:
+    rel = rel if rel is not None else r.str(key)
+    path = (base / rel).resolve()
+    if not path.is_file() or base.resolve() not in path.parents:
+        raise r.fail(key, f"{rel!r}: no such file beside the recipe")
+    return path
+
+
+def _with_digest(recipe: Recipe, digest: str) -> Recipe:
+    object.__setattr__(recipe, "digest", digest)
+    return recipe
+
+
+@functools.lru_cache(maxsize=4)
+def load_all(folder: Path | None = None) -> tuple[Recipe, ...]:
+    """Every recipe in `folder` (default: the project's), validated, by name."""
+    folder = folder or recipes_dir()
+    recipes = tuple(load(p) for p in sorted(folder.glob("*.toml")))
+    names = {r.name for r in recipes}
+    for r in recipes:
+        if r.alternative is not None and r.alternative not in names:
+            raise RecipeError(
+                f"recipe {r.path.name}: field 'alternative': no recipe named {r.alternative!r}"
+            )
+    return recipes
+
+
+# ---- resolution -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What resolution needs to know about a machine (built from probe facts, or by tests)."""
+
+    distro: str  # debian, ubuntu…
+    version: str  # 12, 18.04…
+    machine: str = "x86_64"
+    cuda: str | None = None  # the CUDA toolkit found, X.Y
+    cudnn: str | None = None
+    gpu_arches: tuple[str, ...] = ()  # compute capabilities of the GPUs, as "86"
+
+    def platform(self) -> str:
+        return _pretty(self.distro, self.version)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for on the command line."""
+
+    recipe: str | None = None
+    cuda: str | None = None
+    cudnn: str | None = None
+    cpu_only: bool = False
+
+
+@dataclass(frozen=True)
+class Resolution:
+    recipe: Recipe
+    why: str  # one sentence: why this recipe
+
+
+def resolve(recipes: Iterable[Recipe], host: HostFacts, req: Request) -> Resolution:
+    """The recipe for this host and request, or a one-line refusal (CaffedocError)."""
+    recipes = tuple(recipes)
+    if req.cpu_only and (req.cuda or req.cudnn):
+        raise CaffedocError("--cpu-only cannot be combined with --cuda or --cudnn")
+    if req.cudnn and not req.cuda and not req.recipe:
+        raise CaffedocError("--cudnn needs --cuda X.Y beside it")
+    if req.recipe:
+        return _by_name(recipes, host, req)
+    if req.cuda:
+        return _by_cuda(recipes, host, req)
+    if req.cpu_only or not host.gpu_arches:
+        cpu = [r for r in recipes if r.kind == "cpu"]
+        why = "--cpu-only was asked" if req.cpu_only else "no NVIDIA GPU was found"
+        return _pick(cpu, host, f"{why}, so a CPU-only build", "CPU-only")
+    return _for_gpu(recipes, host)
+
+
+def _by_name(recipes: tuple[Recipe, ...], host: HostFacts, req: Request) -> Resolution:
+    found = [r for r in recipes if r.name == req.recipe]
+    if not found:
+        names = ", ".join(r.name for r in recipes)
+        raise CaffedocError(f"no recipe named {req.recipe!r}; known recipes: {names}")
+    recipe = found[0]
+    if req.cuda and recipe.cuda != req.cuda:
+        raise CaffedocError(f"recipe {recipe.name} is for {recipe.compute()}, not CUDA {req.cuda}")
+    if req.cudnn and not _version_match(req.cudnn, recipe.cudnn or ""):
+        raise CaffedocError(
+            f"recipe {recipe.name} is for {recipe.compute()}, not cuDNN {req.cudnn}"
+        )
+    _refuse_bad(recipe, recipes)
+    _check_platform(recipe, host)
+    _check_gpus(recipe, host)
+    return Resolution(recipe, f"--recipe {recipe.name} was asked")
+
+
+def _by_cuda(recipes: tuple[Recipe, ...], host: HostFacts, req: Request) -> Resolution:
+    cuda = [r for r in recipes if r.kind == "cuda" and _version_match(req.cuda or "", r.cuda or "")]
+    if not cuda:
+        known = sorted({r.cuda for r in recipes if r.cuda}, key=_vkey)
+        raise CaffedocError(
+            f"no recipe for CUDA {req.cuda}; recipes exist for CUDA {', '.join(known)}"
+        )
+    asked = f"CUDA {req.cuda}"
+    if req.cudnn:
+        with_cudnn = [r for r in cuda if r.cudnn and _version_match(req.cudnn, r.cudnn)]
+        if not with_cudnn:
+            known = ", ".join(sorted({r.cudnn for r in cuda if r.cudnn}, key=_vkey))
+            raise CaffedocError(
+                f"no recipe for CUDA {req.cuda} with cuDNN {req.cudnn}; "
+                f"for CUDA {req.cuda} there is cuDNN {known}"
+            )
+        cuda, asked = with_cudnn, f"{asked} with cuDNN {req.cudnn}"
+        if all(r.status == "bad" for r in cuda):
+            _refuse_bad(cuda[0], recipes)
+    usable = [r for r in cuda if r.status != "bad"]
+    if not usable:
+        _refuse_bad(cuda[0], recipes)
+    resolution = _pick(usable, host, f"{asked} was asked", asked)
+    _check_gpus(resolution.recipe, host)
+    return resolution
+
+
+def _for_gpu(recipes: tuple[Recipe, ...], host: HostFacts) -> Resolution:
+    gpus = ", ".join(f"sm_{a}" for a in host.gpu_arches)
+    cuda = [r for r in recipes if r.kind == "cuda" and r.status != "bad" and _targets(r, host)]
+    if not cuda:
+        raise CaffedocError(f"no recipe's CUDA can target this GPU ({gpus}); use --cpu-only")
+    if host.cuda:
+        same = [r for r in cuda if _version_match(host.cuda, r.cuda or "")]
+        if same and any(r.fits(host.distro, host.version) for r in same):
+            return _pick(same, host, f"CUDA {host.cuda} is installed and targets {gpus}", "")
+    newest = sorted(cuda, key=lambda r: _vkey(r.cuda or "0"), reverse=True)
+    return _pick(newest, host, f"a CUDA that can target this GPU ({gpus})", "GPU")
+
+
+def _pick(candidates: list[Recipe], host: HostFacts, why: str, what: str) -> Resolution:
+    for r in candidates:
+        if r.fits(host.distro, host.version) and host.machine in r.machines:
+            return Resolution(r, f"{why}; recipe {r.name} fits {host.platform()}")
+    if not candidates:
+        raise CaffedocError(f"no {what} recipe exists")
+    needs = "; ".join(f"{r.name} needs {r.platform()}" for r in candidates)
+    raise CaffedocError(f"no {what} recipe fits {host.platform()} ({host.machine}): {needs}")
+
+
+def _refuse_bad(recipe: Recipe, recipes: tuple[Recipe, ...]) -> None:
+    if recipe.status != "bad":
+        return
+    alt = next((r for r in recipes if r.name == recipe.alternative), None)
+    use = f"; use {alt.name} ({alt.compute()}, {alt.platform()})" if alt else ""
+    raise CaffedocError(f"{recipe.summary} is known to be bad: {recipe.reason}{use}")
+
+
+def _check_platform(recipe: Recipe, host: HostFacts) -> None:
+    if not recipe.fits(host.distro, host.version):
+        raise CaffedocError(
+            f"recipe {recipe.name} needs {recipe.platform()}; this machine is {host.platform()}"
+        )
+    if host.machine not in recipe.machines:
+        raise CaffedocError(
+            f"recipe {recipe.name} is for {', '.join(recipe.machines)}; "
+            f"this machine is {host.machine}"
+        )
+
+
+def _targets(recipe: Recipe, host: HostFacts) -> bool:
+    return all(a in recipe.architectures for a in host.gpu_arches)
+
+
+def _check_gpus(recipe: Recipe, host: HostFacts) -> None:
+    if recipe.kind != "cuda" or not host.gpu_arches or _targets(recipe, host):
+        return
+    missing = ", ".join(f"sm_{a}" for a in host.gpu_arches if a not in recipe.architectures)
+    top = max(recipe.architectures, key=int)
+    raise CaffedocError(
+        f"CUDA {recipe.cuda} cannot target this GPU ({missing}; it stops at sm_{top}): "
+        "choose a newer CUDA or run without --cuda to let caffedoc pick one"
+    )
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
