@@ -6,9 +6,12 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -210,3 +213,48 @@ def test_concurrent_fix_refused_and_interrupted_fix_undone(tmp_path):
     res = caffedoc("fix", "--undo", env=env)
     assert res.returncode == 0, res.stderr
     assert fingerprint(tmp_path / "t") == before
+
+
+def fix_cli(
+    *args: str, env: dict[str, str], user: str | None = None
+) -> subprocess.CompletedProcess:
+    """`caffedoc fix ...` in a child with no terminal on stdin, as this user or `user`."""
+    argv = [sys.executable, "-m", "caffedoc", "fix", *args]
+    if user is not None:
+        argv = [*unprivileged(user, env), "-m", "caffedoc", "fix", *args]
+        # Only the standard directories: this user's PATH may name ones it cannot read.
+        path = os.pathsep.join([os.defpath, "/usr/sbin", "/sbin"])
+        env = {**env, "PYTHONPATH": os.pathsep.join(_import_path()), "PATH": path}
+    return subprocess.run(
+        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+    )
+
+
+def _import_path() -> list[str]:
+    return [str(REPO), sysconfig.get_paths()["purelib"]]
+
+
+# setpriv may start an interpreter the user could not start by its own path: require both.
+CAN_RUN = "import os, sys, caffedoc.cli; sys.exit(not os.access(sys.executable, os.X_OK))"
+
+
+def unprivileged(user: str, env: dict[str, str]) -> list[str]:
+    """An argv prefix running a Python as `user` (a user that is not root) that can
+    import caffedoc from this checkout; skips when this process cannot switch users."""
+    if os.geteuid() != 0:
+        return [sys.executable]
+    who = pwd.getpwnam(user)
+    drop = ["setpriv", f"--reuid={who.pw_uid}", f"--regid={who.pw_gid}", "--clear-groups"]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [os.path.realpath(sys.executable), shutil.which(version, path=os.defpath)]
+    probe_env = {**env, "PYTHONPATH": os.pathsep.join(_import_path())}
+    for python in filter(None, candidates):
+        res = subprocess.run(
+            [*drop, python, "-c", CAN_RUN],
+            env=probe_env,
+            capture_output=True,
+            timeout=60,
+        )
+        if res.returncode == 0:
+            return [*drop, python]
+    pytest.skip(f"no {version} that {user} may run with this checkout's packages")

@@ -20,7 +20,7 @@ from caffedoc.findings import Finding, Severity
 from caffedoc.fix.steps import Step, can_write
 from caffedoc.probes import Context, Facts
 
-MODULES: tuple[str, ...] = ()
+MODULES = ("cuda",)
 
 
 @dataclass(frozen=True)

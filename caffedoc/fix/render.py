@@ -12,7 +12,12 @@ from caffedoc.fix.runner import Outcome, Undone
 
 def _wrap(text: str, indent: str) -> list[str]:
     return textwrap.wrap(
-        " ".join(text.split()), width=96, initial_indent=indent, subsequent_indent=indent
+        " ".join(text.split()),
+        width=96,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 
@@ -25,18 +30,17 @@ def render_action(a: Action) -> list[str]:
     return lines + _wrap(a.manual or "", "      ")
 
 
-def before_after(before: Report, after: Report | None) -> list[tuple[str, str, str]]:
-    """(problem id, severity before, severity after or 'fixed') for each problem before."""
-    now = {}
-    if after is not None:
-        for f in after.findings:
-            now.setdefault(f.id, f.severity.value)
-    rows = []
-    for f in before.findings:
-        if f.severity.value == "info" or any(r[0] == f.id for r in rows):
-            continue
-        rows.append((f.id, f.severity.value, now.get(f.id, "fixed")))
-    return rows
+def before_after(o: Outcome) -> list[tuple[str, str, str]]:
+    """(problem id, worst severity before, after) for each problem the fix acted on;
+    'fixed' when only information is left."""
+
+    def worst(report: Report | None, pid: str) -> str:
+        found = [f for f in (report.findings if report else []) if f.id == pid]
+        sev = max(found, key=lambda f: f.severity.rank).severity.value if found else "info"
+        return "fixed" if sev == "info" else sev
+
+    ids = dict.fromkeys(a.problem_id for a in o.actions if a.automatic)
+    return [(pid, worst(o.before, pid), worst(o.after, pid)) for pid in ids]
 
 
 def render_plan(o: Outcome) -> str:
@@ -68,7 +72,7 @@ def render_result(o: Outcome) -> str:
         f"Applied (journal {o.journal}; `caffedoc fix --undo` reverses it).",
         "Before → after:",
     ]
-    lines += [f"    {pid}: {b} → {a}" for pid, b, a in before_after(o.before, o.after)]
+    lines += [f"    {pid}: {b} → {a}" for pid, b, a in before_after(o)]
     return "\n".join(lines)
 
 
@@ -83,9 +87,7 @@ def to_json(o: Outcome) -> dict:
         "root_commands": o.root_commands if o.status == "needs-root" else [],
         "before": o.before.to_json()["findings"],
         "after": o.after.to_json()["findings"] if o.after is not None else None,
-        "before_after": [
-            {"id": pid, "before": b, "after": a} for pid, b, a in before_after(o.before, o.after)
-        ]
+        "before_after": [{"id": pid, "before": b, "after": a} for pid, b, a in before_after(o)]
         if o.after is not None
         else [],
     }

@@ -8,7 +8,6 @@ undone. What was applied is one journal, undone as a whole.
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,7 +34,7 @@ class Outcome:
     def root_commands(self) -> list[str]:
         """What a person with sudo would type to make the changes by hand."""
         return [
-            f"sudo {s.shell()}" if s.kind == "run" else f"sudo sh -c {shlex.quote(s.shell())}"
+            s.shell(sudo="sudo ")
             for a in self.actions
             if a.automatic and a.needs_root
             for s in a.steps

@@ -30,7 +30,7 @@ class Step(Protocol):
     kind: str
 
     def describe(self) -> str: ...
-    def shell(self) -> str: ...
+    def shell(self, sudo: str = "") -> str: ...
     def writes(self) -> tuple[Path, ...]: ...
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None: ...
     def to_json(self) -> dict: ...
@@ -89,10 +89,12 @@ class WriteFile:
         shown = self.content.strip().replace("\n", "\\n")
         return f"{verb} {self.path} (mode {self.mode:04o}) containing: {shown}"
 
-    def shell(self) -> str:
+    def shell(self, sudo: str = "") -> str:
+        lines = " ".join(shlex.quote(line) for line in self.content.splitlines())
+        path = shlex.quote(str(self.path))
         return (
-            f"printf '%s' {shlex.quote(self.content)} > {shlex.quote(str(self.path))}"
-            f" && chmod {self.mode:04o} {shlex.quote(str(self.path))}"
+            f"printf '%s\\n' {lines} | {sudo}tee {path} >/dev/null"
+            f" && {sudo}chmod {self.mode:04o} {path}"
         )
 
     def writes(self) -> tuple[Path, ...]:
@@ -126,8 +128,10 @@ class AppendLine:
     def describe(self) -> str:
         return f"append to {self.path} the line: {self.line}"
 
-    def shell(self) -> str:
-        return f"echo {shlex.quote(self.line)} >> {shlex.quote(str(self.path))}"
+    def shell(self, sudo: str = "") -> str:
+        return (
+            f"echo {shlex.quote(self.line)} | {sudo}tee -a {shlex.quote(str(self.path))} >/dev/null"
+        )
 
     def writes(self) -> tuple[Path, ...]:
         return (self.path,)
@@ -162,8 +166,8 @@ class MoveAside:
     def describe(self) -> str:
         return f"move {self.path} aside to {self.dest}"
 
-    def shell(self) -> str:
-        return f"mv {shlex.quote(str(self.path))} {shlex.quote(str(self.dest))}"
+    def shell(self, sudo: str = "") -> str:
+        return f"{sudo}mv {shlex.quote(str(self.path))} {shlex.quote(str(self.dest))}"
 
     def writes(self) -> tuple[Path, ...]:
         return (self.path, self.dest)
@@ -202,11 +206,12 @@ class RunCommand:
 
     def describe(self) -> str:
         undo = f"; undo: {self.reverse}" if self.reverse else ""
-        return f"run as {current_user()}: {shlex.join(self.argv)}{undo}"
+        user = current_user() if all(can_write(p) for p in self.preserve) else "root"
+        return f"run as {user}: {shlex.join(self.argv)}{undo}"
 
-    def shell(self) -> str:
+    def shell(self, sudo: str = "") -> str:
         assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        return f"{assigns} {shlex.join(self.argv)}".strip()
+        return f"{sudo}{assigns} {shlex.join(self.argv)}".replace("  ", " ")
 
     def writes(self) -> tuple[Path, ...]:
         return self.preserve + self.watch

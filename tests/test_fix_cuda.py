@@ -1,0 +1,215 @@
+"""cuda-library-path fixed for real: a compiled libcudnn.so.7 in a directory a private
+linker configuration lacks, a Caffe library that needs it; the fix adds an
+ld.so.conf.d entry and runs ldconfig on the private cache; undo puts both back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from caffedoc.fix import journal
+from tests.conftest import REPO
+from tests.test_fix_core import fingerprint, fix_cli, unprivileged
+
+PID = "cuda-library-path"
+
+
+def _cc(*args: str) -> None:
+    subprocess.run(["cc", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def broken_loader():
+    """A directory nobody could traverse into under pytest's private tmp, so this one is
+    made with mkdtemp and opened to all (the non-root case reads it as another user)."""
+    root = Path(tempfile.mkdtemp(prefix="caffedoc-fix-cuda-"))
+    root.chmod(0o755)
+    cudnn, caffe, confd = root / "cudnn" / "lib64", root / "caffe" / "lib", root / "etc" / "conf.d"
+    for d in (cudnn, caffe, confd):
+        d.mkdir(parents=True)
+    (root / "cudnn.c").write_text("int cudnnCreate(void **h) { (void)h; return 0; }\n")
+    (root / "caffe.c").write_text(
+        "int cudnnCreate(void **);\nint f(void) { return cudnnCreate(0); }\n"
+    )
+    _cc(
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libcudnn.so.7",
+        "-o",
+        str(cudnn / "libcudnn.so.7"),
+        str(root / "cudnn.c"),
+    )
+    _cc(
+        "-shared",
+        "-fPIC",
+        "-o",
+        str(caffe / "libcaffe.so"),
+        str(root / "caffe.c"),
+        f"-L{cudnn}",
+        "-l:libcudnn.so.7",
+    )
+    conf = root / "etc" / "ld.so.conf"
+    conf.write_text(f"include {confd}/*.conf\n")
+    cache = root / "etc" / "ld.so.cache"
+    subprocess.run(
+        ["ldconfig", "-f", str(conf), "-C", str(cache)],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PATH": os.environ["PATH"] + ":/usr/sbin:/sbin"},
+    )
+    env = {
+        **os.environ,
+        "CUDNN_HOME": str(root / "cudnn"),
+        "CAFFEDOC_LD_SO_CONF": str(conf),
+        "CAFFEDOC_LD_SO_CACHE": str(cache),
+        "CAFFEDOC_STATE_DIR": str(root / "state"),
+    }
+    yield root, env
+    shutil.rmtree(root)
+
+
+def touched(root: Path) -> dict[str, tuple]:
+    """Everything the fix may change: the configuration, the cache, the library directory."""
+    return fingerprint(root / "etc", root / "cudnn")
+
+
+def findings(args: list[str], env: dict[str, str]) -> list[dict]:
+    """The check's cuda-library-path problems (information about other directories aside)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "caffedoc", "check", "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    found = json.loads(res.stdout)["findings"]
+    return [f for f in found if f["id"] == PID and f["severity"] != "info"]
+
+
+def test_fix_adds_conf_entry_runs_ldconfig_and_undo_restores(broken_loader):
+    root, env = broken_loader
+    args = ["--caffe", str(root / "caffe"), "--python", sys.executable]
+    assert [f["severity"] for f in findings(args, env)] == ["error"]
+    before = touched(root)
+
+    shown = fix_cli(*args, "--only", PID, env=env)
+    assert shown.returncode == 0, shown.stderr
+    entry = root / "etc" / "conf.d" / "caffedoc-cuda.conf"
+    assert f"create {entry}" in shown.stdout
+    assert f"-f {root / 'etc' / 'ld.so.conf'} -C {root / 'etc' / 'ld.so.cache'}" in shown.stdout
+    assert "Nothing was changed" in shown.stdout
+    assert touched(root) == before
+
+    done = fix_cli(*args, "--only", PID, "--yes", "--json", env=env)
+    result = json.loads(done.stdout)
+    assert result["status"] == "applied", done.stdout + done.stderr
+    assert result["before_after"] == [{"id": PID, "before": "error", "after": "fixed"}]
+    assert entry.read_text() == f"{root / 'cudnn' / 'lib64'}\n"
+    assert findings(args, env) == []
+    listed = subprocess.run(
+        ["ldconfig", "-p", "-C", str(root / "etc" / "ld.so.cache")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": os.environ["PATH"] + ":/usr/sbin:/sbin"},
+    )
+    assert str(root / "cudnn" / "lib64" / "libcudnn.so.7") in listed.stdout
+
+    undone = fix_cli("--undo", env=env)
+    assert undone.returncode == 0, undone.stderr
+    assert touched(root) == before
+    assert [f["severity"] for f in findings(args, env)] == ["error"]
+
+
+def test_non_root_changes_nothing_and_prints_the_commands(broken_loader):
+    root, env = broken_loader
+    python = unprivileged("nobody", env)[-1]  # an interpreter that user can run
+    before = touched(root)
+    res = fix_cli(
+        "--python",
+        python,
+        "--caffe",
+        str(root / "caffe"),
+        "--only",
+        PID,
+        "--yes",
+        env=env,
+        user="nobody",
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Not changed: some of these changes need root" in res.stdout
+    assert "2. run as root: " in res.stdout
+    entry = root / "etc" / "conf.d" / "caffedoc-cuda.conf"
+    assert f"printf '%s\\n' {root / 'cudnn' / 'lib64'} | sudo tee {entry} >/dev/null" in res.stdout
+    assert f"ldconfig -f {root / 'etc' / 'ld.so.conf'} -C {root / 'etc' / 'ld.so.cache'}" in (
+        res.stdout
+    )
+    assert "sudo /" in res.stdout  # sudo, then ldconfig by its full path
+    assert touched(root) == before
+    assert not (root / "state" / "journal").exists()
+
+
+def test_failing_ldconfig_rolls_back_the_conf_entry(broken_loader):
+    root, env = broken_loader
+    env = {**env, "CAFFEDOC_LD_SO_CACHE": str(root / "etc" / "no-such-dir" / "ld.so.cache")}
+    args = ["--caffe", str(root / "caffe"), "--python", sys.executable, "--only", PID, "--yes"]
+    before = touched(root)
+    res = fix_cli(*args, env=env)
+    assert res.returncode == 1
+    assert "Failed, and every change was put back" in res.stdout
+    assert "Can't create temporary cache file" in res.stdout
+    assert touched(root) == before
+    (jr,) = journal.journals(root / "state")
+    assert jr.status == "rolled-back"
+
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from caffedoc.fix import journal
+    with journal.locked(Path(sys.argv[1])):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_second_fix_is_refused_while_one_runs(broken_loader):
+    root, env = broken_loader
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(root / "state")],
+        env={**env, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = touched(root)
+        res = fix_cli(
+            "--caffe",
+            str(root / "caffe"),
+            "--python",
+            sys.executable,
+            "--only",
+            PID,
+            "--yes",
+            env=env,
+        )
+        assert res.returncode == 1
+        assert res.stderr.strip() == (
+            f"caffedoc: error: another caffedoc fix is running (pid {holder.pid}); "
+            "wait for it to finish"
+        )
+        assert touched(root) == before
+    finally:
+        holder.kill()
+        holder.wait()
