@@ -3,8 +3,9 @@
 # `import caffe` may abort or segfault, so each step prints its own JSON line
 # (prefixed with MARK) and flushes before the next one starts. Steps:
 #   import   - `import caffe`, as a user would
-#   pb2      - load caffe/proto/caffe_pb2.py on its own when `import caffe`
-#              failed before reaching it (protobuf runtime vs generated code)
+#   pb2      - whether caffe/proto/caffe_pb2.py loads (protobuf runtime vs
+#              generated code): the import's own failure when it failed there,
+#              else a load of the file on its own when the import never reached it
 #   protobuf - the protobuf runtime's version and implementation (upb, cpp,
 #              python), now that caffe has imported it
 import json
@@ -24,7 +25,9 @@ def emit(step, **data):
 def failure(exc):
     tb = traceback.extract_tb(sys.exc_info()[2])
     frames = ["%s:%d" % (f[0], f[1]) for f in tb[-4:]]
+    pb2 = [f[0] for f in tb if os.path.basename(f[0]).startswith("caffe_pb2.py")]
     return {
+        "pb2_failed": pb2[-1] if pb2 else None,
         "ok": False,
         "error_type": type(exc).__name__,
         "error": str(exc).strip(),
@@ -86,7 +89,12 @@ def main():
     result["numpy"] = getattr(sys.modules.get("numpy"), "__version__", None)
     emit("import", **result)
 
-    if result["pb2"] is None:
+    if result.get("pb2_failed"):
+        # The generated code itself failed: that is the answer (loading it again would
+        # only meet the half-registered caffe.proto in the descriptor pool).
+        out = dict(result, path=result["pb2_failed"])
+        emit("pb2", **out)
+    elif result["pb2"] is None:
         path = locate_pb2()
         if path is not None:
             try:
