@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from caffedoc import knowledge
 from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
-from caffedoc.fix.steps import Step, can_write
+from caffedoc.fix.steps import Step
 from caffedoc.probes import Context, Facts
 
-MODULES = ("cuda",)
+MODULES = ("caffe", "cuda")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Action:
     @property
     def needs_root(self) -> bool:
         """True when this user cannot make some change; only a non-root user can hit it."""
-        return any(not can_write(p) for s in self.steps for p in s.writes())
+        return any(s.needs_root() for s in self.steps)
 
     def to_json(self) -> dict:
         return {

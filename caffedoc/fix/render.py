@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from caffedoc import __version__
-from caffedoc.check import Report
+from caffedoc.findings import Finding
 from caffedoc.fix.plan import Action
 from caffedoc.fix.runner import Outcome, Undone
 
@@ -34,13 +34,13 @@ def before_after(o: Outcome) -> list[tuple[str, str, str]]:
     """(problem id, worst severity before, after) for each problem the fix acted on;
     'fixed' when only information is left."""
 
-    def worst(report: Report | None, pid: str) -> str:
-        found = [f for f in (report.findings if report else []) if f.id == pid]
+    def worst(findings: list[Finding], pid: str) -> str:
+        found = [f for f in findings if f.id == pid]
         sev = max(found, key=lambda f: f.severity.rank).severity.value if found else "info"
         return "fixed" if sev == "info" else sev
 
     ids = dict.fromkeys(a.problem_id for a in o.actions if a.automatic)
-    return [(pid, worst(o.before, pid), worst(o.after, pid)) for pid in ids]
+    return [(pid, worst(o.before.findings, pid), worst(o.after or [], pid)) for pid in ids]
 
 
 def render_plan(o: Outcome) -> str:
@@ -72,6 +72,8 @@ def render_result(o: Outcome) -> str:
         f"Applied (journal {o.journal}; `caffedoc fix --undo` reverses it).",
         "Before → after:",
     ]
+    if o.after is None:
+        return "\n".join([*lines[:1], f"The check could not run again: {o.reason}."])
     lines += [f"    {pid}: {b} → {a}" for pid, b, a in before_after(o)]
     return "\n".join(lines)
 
@@ -86,7 +88,7 @@ def to_json(o: Outcome) -> dict:
         "plan": [a.to_json() for a in o.actions],
         "root_commands": o.root_commands if o.status == "needs-root" else [],
         "before": o.before.to_json()["findings"],
-        "after": o.after.to_json()["findings"] if o.after is not None else None,
+        "after": [f.to_json() for f in o.after] if o.after is not None else None,
         "before_after": [{"id": pid, "before": b, "after": a} for pid, b, a in before_after(o)]
         if o.after is not None
         else [],

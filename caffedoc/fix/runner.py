@@ -7,12 +7,16 @@ undone. What was applied is one journal, undone as a whole.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from caffedoc import host
 from caffedoc.check import Report, run_check
 from caffedoc.errors import CaffedocError
+from caffedoc.findings import Finding, Severity, overall
 from caffedoc.fix import engine, journal
 from caffedoc.fix.plan import Action, FixContext, make_plan
 
@@ -25,7 +29,7 @@ class Outcome:
     status: str
     before: Report
     actions: list[Action]
-    after: Report | None = None
+    after: list[Finding] | None = None  # the check's findings once the fix is applied
     journal: str | None = None
     reason: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -44,8 +48,9 @@ class Outcome:
     def exit_code(self) -> int:
         if self.status in ("needs-root", "rolled-back"):
             return 1
-        if self.after is not None:
-            return self.after.exit_code
+        if self.after is not None:  # 1 while a problem the fix acted on is still there
+            acted = {a.problem_id for a in self.actions if a.automatic}
+            return 1 if overall([f for f in self.after if f.id in acted]) != "ok" else 0
         return 0
 
 
@@ -93,8 +98,34 @@ def apply(outcome: Outcome, ctx: FixContext, confirm: Callable[[], bool]) -> Out
             outcome.problems = exc.problems
             return outcome
     outcome.status = "applied"
-    outcome.after = run_check(ctx.check)
+    outcome.after, outcome.reason = check_again(ctx)
     return outcome
+
+
+def check_again(ctx: FixContext) -> tuple[list[Finding] | None, str | None]:
+    """The check as a user would now run it: in a fresh process, because probes
+    remember what they saw for the life of this one."""
+    argv = [sys.executable, "-m", "caffedoc", "check", "--json", "--python", str(ctx.check.python)]
+    if ctx.check.caffe_dir:
+        argv += ["--caffe", str(ctx.check.caffe_dir)]
+    res = host.run(argv, timeout=300, env=ctx.env)
+    try:
+        found = json.loads(res.stdout)["findings"]
+        return [_finding(f) for f in found], None
+    except (ValueError, KeyError, TypeError):
+        return None, f"the check after the fix did not report ({res.describe()})"
+
+
+def _finding(data: dict) -> Finding:
+    return Finding(
+        id=data["id"],
+        area=data["area"],
+        severity=Severity(data["severity"]),
+        title=data["title"],
+        evidence=tuple(data["evidence"]),
+        fix=data["fix"],
+        references=tuple(data["references"]),
+    )
 
 
 @dataclass

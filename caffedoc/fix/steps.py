@@ -3,7 +3,7 @@
 Four kinds cover every action: write a file, append a line to one, move a path
 aside (never delete), run a command. Each says in one line what it will do
 (`describe`), what a person would type to do it by hand (`shell`), and which
-paths it changes (`writes`, for the root check). `apply` first records how to
+whether this user may make the change (`needs_root`). `apply` first records how to
 put those paths back, then changes them; it raises `StepFailed` with the reason.
 """
 
@@ -31,7 +31,7 @@ class Step(Protocol):
 
     def describe(self) -> str: ...
     def shell(self, sudo: str = "") -> str: ...
-    def writes(self) -> tuple[Path, ...]: ...
+    def needs_root(self) -> bool: ...
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None: ...
     def to_json(self) -> dict: ...
 
@@ -54,7 +54,12 @@ def _topmost_missing(path: Path) -> Path:
 
 def can_write(path: Path) -> bool:
     """Whether this user may create, replace or move `path`."""
-    probe = path.parent
+    return can_write_in(path.parent)
+
+
+def can_write_in(directory: Path) -> bool:
+    """Whether this user may create entries in `directory` (or the ancestor that exists)."""
+    probe = directory
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return os.access(probe, os.W_OK | os.X_OK)
@@ -97,8 +102,8 @@ class WriteFile:
             f" && {sudo}chmod {self.mode:04o} {path}"
         )
 
-    def writes(self) -> tuple[Path, ...]:
-        return (self.path,)
+    def needs_root(self) -> bool:
+        return not can_write(self.path)
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, [self.path])
@@ -133,8 +138,8 @@ class AppendLine:
             f"echo {shlex.quote(self.line)} | {sudo}tee -a {shlex.quote(str(self.path))} >/dev/null"
         )
 
-    def writes(self) -> tuple[Path, ...]:
-        return (self.path,)
+    def needs_root(self) -> bool:
+        return not os.access(self.path, os.W_OK) if self.path.exists() else not can_write(self.path)
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, [self.path])
@@ -169,8 +174,8 @@ class MoveAside:
     def shell(self, sudo: str = "") -> str:
         return f"{sudo}mv {shlex.quote(str(self.path))} {shlex.quote(str(self.dest))}"
 
-    def writes(self) -> tuple[Path, ...]:
-        return (self.path, self.dest)
+    def needs_root(self) -> bool:
+        return not can_write(self.path)
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         if os.path.lexists(self.dest):
@@ -206,15 +211,15 @@ class RunCommand:
 
     def describe(self) -> str:
         undo = f"; undo: {self.reverse}" if self.reverse else ""
-        user = current_user() if all(can_write(p) for p in self.preserve) else "root"
+        user = "root" if self.needs_root() else current_user()
         return f"run as {user}: {shlex.join(self.argv)}{undo}"
 
     def shell(self, sudo: str = "") -> str:
         assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         return f"{sudo}{assigns} {shlex.join(self.argv)}".replace("  ", " ")
 
-    def writes(self) -> tuple[Path, ...]:
-        return self.preserve + self.watch
+    def needs_root(self) -> bool:
+        return not all(map(can_write, self.preserve)) or not all(map(can_write_in, self.watch))
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, list(self.preserve))
