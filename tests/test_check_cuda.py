@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,89 @@ def test_unreadable_cache_is_reported_not_a_crash(tmp_path, target_python, linke
     assert "Traceback" not in res.stderr
     facts = json.loads(res.stdout)["facts"]["cuda"]
     assert facts["cache_error"]
+
+
+# The rules that need a GPU's facts, judged on the facts nvidia-smi and cuobjdump give on
+# GPU machines (this project's machines have no GPU; the probes' parts are tested above).
+
+
+def gpu_facts(cc: str, toolkits=("13.0",), archs=None, runtime=None, driver_cuda="13.0"):
+    from caffedoc.probes import Facts
+    from caffedoc.probes.cuda import CaffeLibrary, CudaFacts, Driver, Gpu, Needed, Toolkit
+
+    needed = (Needed(f"libcudart.so.{runtime}", None, None, None),) if runtime else ()
+    lib = CaffeLibrary(
+        path=Path("/opt/caffe/lib/libcaffe.so.1.0.0"),
+        found_by="--caffe",
+        needed=needed,
+        runpath=(),
+        gpu_build=True,
+        cudnn_imports=(),
+        architectures=archs,
+        architectures_note=None,
+    )
+    cuda = CudaFacts(
+        toolkits=tuple(Toolkit(Path(f"/usr/local/cuda-{v}"), v, ("glob",), None) for v in toolkits),
+        driver=Driver(
+            Path("/usr/bin/nvidia-smi"), "550.54", driver_cuda, (Gpu(0, "GPU", cc),), None
+        ),
+        cudnn_headers=(),
+        ld_so_conf=Path("/etc/ld.so.conf"),
+        ld_so_cache=Path("/etc/ld.so.cache"),
+        conf_dirs=(),
+        conf_includes=(),
+        cache_error=None,
+        cache_cuda={},
+        ld_library_path=(),
+        library_dirs=(),
+        caffe_libraries=(lib,),
+        caffe_source=None,
+    )
+    return Facts(areas={"cuda": cuda})
+
+
+@pytest.mark.parametrize(
+    ("cc", "toolkit", "bad"),
+    [
+        ("7.0", "13.0", True),  # CUDA 13 builds sm_75 and newer
+        ("7.5", "13.0", False),
+        ("3.7", "12.4", True),  # CUDA 12 dropped Kepler
+        ("8.6", "10.2", True),  # CUDA 10 stops at sm_75
+        ("8.6", "11.8", False),
+        ("3.0", "8.0", False),
+    ],
+)
+def test_toolkit_against_the_gpu_architecture(cc, toolkit, bad):
+    from caffedoc.detect.cuda import cuda_arch
+
+    hits = list(cuda_arch(gpu_facts(cc, toolkits=(toolkit,))))
+    assert bool(hits) == bad, hits
+    if bad:
+        assert hits[0].severity.value == "error"
+        assert f"CUDA {toolkit}" in hits[0].evidence[0]
+
+
+@pytest.mark.parametrize(
+    ("archs", "cc", "runs"),
+    [
+        (("sm_61",), "8.6", False),
+        (("sm_61", "compute_61"), "8.6", True),  # PTX is compiled at load time
+        (("sm_80",), "8.6", True),  # same major, newer minor
+        (("sm_86",), "8.0", False),
+        (("sm_75",), "9.0", False),
+    ],
+)
+def test_library_code_against_the_gpu(archs, cc, runs):
+    from caffedoc.detect.cuda import cuda_arch
+
+    hits = [h for h in cuda_arch(gpu_facts(cc, toolkits=(), archs=archs)) if "kernels" in h.detail]
+    assert (not hits) == runs, hits
+
+
+def test_driver_too_old_for_the_runtime():
+    from caffedoc.detect.cuda import gpu_driver
+
+    hits = list(gpu_driver(gpu_facts("8.6", runtime="12.4", driver_cuda="11.4")))
+    assert len(hits) == 1 and hits[0].severity.value == "error"
+    assert "CUDA 12.4 runtime; driver 550.54 supports CUDA 11.4" in hits[0].evidence[0]
+    assert not list(gpu_driver(gpu_facts("8.6", runtime="11.4", driver_cuda="12.2")))
