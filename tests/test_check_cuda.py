@@ -264,6 +264,7 @@ def gpu_facts(cc: str, toolkits=("13.0",), archs=None, runtime=None, driver_cuda
         conf_dirs=(),
         conf_includes=(),
         cache_error=None,
+        elf_error=None,
         cache_cuda={},
         ld_library_path=(),
         library_dirs=(),
@@ -318,3 +319,51 @@ def test_driver_too_old_for_the_runtime():
     assert len(hits) == 1 and hits[0].severity.value == "error"
     assert "CUDA 12.4 runtime; driver 550.54 supports CUDA 11.4" in hits[0].evidence[0]
     assert not list(gpu_driver(gpu_facts("8.6", runtime="11.4", driver_cuda="12.2")))
+
+
+@pytest.fixture(scope="module")
+def upstream_caffe_source(tmp_path_factory):
+    """The upstream BVLC/caffe tree the recipes build (fetched and verified once, cached)."""
+    from caffedoc import recipes
+    from caffedoc.build import paths, source
+
+    src = recipes.load(recipes.recipes_dir() / "debian12-cpu.toml").source
+    tarball = paths.sources_dir() / src.tarball
+    if not tarball.is_file():
+        if not (src.apt_package and src.apt_suite):
+            pytest.skip(f"no {src.tarball} and no way to fetch it")
+        log = tmp_path_factory.mktemp("fetch") / "apt.log"
+        source.apt_source(src.apt_package, src.apt_suite, src.tarball, tarball, log)
+    source.verify_tarball(tarball, src)
+    tree = tmp_path_factory.mktemp("upstream") / "caffe"
+    source.extract(tarball, tree)
+    return tree
+
+
+def test_upstream_source_does_not_build_with_cudnn_8(
+    tmp_path, cuda_install, upstream_caffe_source, linker_config, target_python
+):
+    root = install_copy(cuda_install("11.8.89", "8.9.7"), tmp_path / "cuda-11.8")
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+
+    report = check(target_python.python, upstream_caffe_source, env)
+
+    bad = [f for f in findings(report, "cudnn-version") if "does not build" in f["title"]]
+    assert len(bad) == 1 and bad[0]["severity"] == "error", report["findings"]
+    text = "\n".join(bad[0]["evidence"])
+    assert "src/caffe/layers/cudnn_conv_layer.cpp calls cudnnGetConvolution" in text
+    assert "8.9.7" in text
+
+
+def test_upstream_source_with_cudnn_7_is_fine(
+    tmp_path, cuda_install, upstream_caffe_source, linker_config, target_python
+):
+    root = install_copy(cuda_install("10.0.130", "7.3.1"), tmp_path / "cuda-10.0")
+    env = linker_config.env()
+    env["CUDA_HOME"] = str(root)
+
+    report = check(target_python.python, upstream_caffe_source, env)
+
+    assert not findings(report, "cudnn-version"), report["findings"]
+    assert "cudnnGetConvolutionForwardAlgorithm" in report["facts"]["cuda"]["source_cudnn_calls"]

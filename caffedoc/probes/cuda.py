@@ -108,6 +108,7 @@ class CudaFacts:
     conf_dirs: tuple[Path, ...]
     conf_includes: tuple[str, ...]  # the `include` patterns, e.g. /etc/ld.so.conf.d/*.conf
     cache_error: str | None  # ldconfig could not read the cache
+    elf_error: str | None  # readelf could not examine Caffe's libraries
     cache_cuda: dict[str, str]  # soname → path, CUDA libraries only
     ld_library_path: tuple[str, ...]
     library_dirs: tuple[LibraryDir, ...]
@@ -179,12 +180,17 @@ def _toolkits(ctx: Context) -> list[Toolkit]:
         if version is None and nvcc.exists():
             version = _nvcc_version(nvcc, ctx)
         out.append(Toolkit(root, version, tuple(how), nvcc if nvcc.exists() else None))
-    known = {t.version for t in out}
-    for nvcc in stray:
+    known = {_release(t.version) for t in out}
+    for nvcc in stray:  # a wrapper for one of the toolkits above adds nothing
         version = _nvcc_version(nvcc, ctx)
-        if version is None or not any(v and v.startswith(version[:4]) for v in known):
+        if version is None or _release(version) not in known:
             out.append(Toolkit(None, version, ("nvcc on PATH",), nvcc))
     return out
+
+
+def _release(version: str | None) -> str | None:
+    """12.4.131 → 12.4"""
+    return ".".join(version.split(".")[:2]) if version else None
 
 
 # ---------------------------------------------------------------- driver
@@ -384,6 +390,10 @@ def _library_dirs(
 # ---------------------------------------------------------------- Caffe's libraries
 
 
+class _NoReadelf(Exception):
+    """readelf (binutils) is missing: Caffe's libraries cannot be examined."""
+
+
 @dataclass
 class _Elf:
     needed: list[str] = field(default_factory=list)
@@ -396,6 +406,8 @@ def _readelf_dynamic(paths: list[Path], ctx: Context) -> dict[str, _Elf]:
     if not paths:
         return {}
     res = host.run(["readelf", "-W", "-d", *paths], timeout=ctx.timeout, env=ctx.env)
+    if res.error:
+        raise _NoReadelf(res.describe())
     out: dict[str, _Elf] = {}
     current = _Elf() if len(paths) == 1 else None
     if current is not None:
@@ -619,6 +631,10 @@ def _summarize(f: CudaFacts) -> list[str]:
         lines.append(f"cuDNN headers: {heads}; libcudnn in the linker cache: {libs}")
     else:
         lines.append("cuDNN: no header found")
+    if f.elf_error:
+        lines.append(f"Caffe's libraries not examined: {f.elf_error} (install binutils)")
+    if f.cache_error:
+        lines.append(f"linker cache {f.ld_so_cache} unreadable: {f.cache_error}")
     for lib in f.caffe_libraries:
         kind = "GPU build" if lib.gpu_build else "CPU build"
         archs = (
@@ -639,7 +655,10 @@ def gather(ctx: Context) -> CudaFacts:
     cache, cache_error = _read_cache(ctx)
     ld_library_path = [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     headers = _cudnn_headers(_include_dirs(ctx, toolkits))
-    caffe_libs = _caffe_libraries(ctx, toolkits, ld_library_path, cache)
+    try:
+        caffe_libs, elf_error = _caffe_libraries(ctx, toolkits, ld_library_path, cache), None
+    except _NoReadelf as exc:
+        caffe_libs, elf_error = [], str(exc)
     candidates: list[Path] = []
     for t in toolkits:
         if t.root:
@@ -665,6 +684,7 @@ def gather(ctx: Context) -> CudaFacts:
         conf_dirs=tuple(conf_dirs),
         conf_includes=tuple(includes),
         cache_error=cache_error,
+        elf_error=elf_error,
         cache_cuda={
             name: p for name in cache if CUDA_LIB.match(name) and (p := _cache_lookup(cache, name))
         },
