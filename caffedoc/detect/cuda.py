@@ -325,7 +325,7 @@ def gpu_driver(facts: Facts) -> Iterator[Hit]:
                 Severity.WARNING,
                 (f"{lib.path} is a GPU build, and there is no NVIDIA driver (no nvidia-smi)",),
                 "On this machine only CPU mode works (caffe.set_mode_cpu()); for a machine "
-                "without a GPU build a CPU-only Caffe: `caffedoc build --recipe debian12-cpu`.",
+                "without a GPU build a CPU-only Caffe: `caffedoc build --cpu-only`.",
                 detail="GPU build without a GPU",
             )
         return
