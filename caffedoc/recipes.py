@@ -29,9 +29,10 @@ _VERSION = re.compile(r"^\d+(\.\d+)*$")
 def recipes_dir() -> Path:
     """The recipes folder: the checkout's `recipes/`, or the copy packaged in the wheel."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "recipes", here / "data" / "recipes"):
-        if candidate.is_dir():
-            return candidate
+    if (here.parent / "pyproject.toml").is_file() and (here.parent / "recipes").is_dir():
+        return here.parent / "recipes"
+    if (here / "data" / "recipes").is_dir():
+        return here / "data" / "recipes"
     raise CaffedocError("the recipes folder is missing from this installation of caffedoc")
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from caffedoc.errors import CaffedocError
 from caffedoc.recipes import HostFacts, RecipeError, Request, load, load_all, recipes_dir, resolve
-from tests.conftest import caffedoc
+from tests.conftest import REPO, caffedoc
 
 RECIPES = load_all()
 BY_NAME = {r.name: r for r in RECIPES}
@@ -194,3 +197,29 @@ def test_build_refuses_with_one_line(args, words):
 def test_the_recipes_folder_is_found_from_the_package():
     assert (recipes_dir() / "debian12-cpu.toml").is_file()
     assert Path(recipes_dir(), "patches").is_dir()
+
+
+def test_a_non_editable_install_finds_the_recipes(tmp_path):
+    """`pip install .` copies the package: the recipes, patches and manifests must travel."""
+    tree, wheels = tmp_path / "tree", tmp_path / "wheels"
+    junk = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "benchmarks")
+    shutil.copytree(REPO, tree, symlinks=True, ignore=junk)  # pip builds in the tree it gets
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", str(tree), "-w", wheels], check=True)
+    wheel = next(wheels.glob("caffedoc-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for r in RECIPES:
+        assert f"caffedoc/data/recipes/{r.path.name}" in names
+        for p in (*r.patches, r.source.manifest):
+            assert f"caffedoc/data/recipes/{p.relative_to(recipes_dir().resolve())}" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", wheel], check=True)
+    res = subprocess.run(
+        [venv / "bin" / "caffedoc", "recipes", "--json"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    listed = json.loads(res.stdout)
+    assert {d["name"] for d in listed} == set(BY_NAME)
+    assert all(str(venv) in d["file"] for d in listed)

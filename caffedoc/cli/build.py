@@ -1,10 +1,122 @@
-"""`caffedoc build` (being written)."""
+"""`caffedoc build`."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from caffedoc.cli import options
 from caffedoc.errors import CaffedocError
 
 
-def build() -> None:
-    """(being written)"""
-    raise CaffedocError("caffedoc build is not written yet")
+def build(
+    recipe: Annotated[
+        Optional[str], typer.Option(help="Build this recipe (see `recipes`).")
+    ] = None,
+    cuda: Annotated[
+        Optional[str], typer.Option(metavar="X.Y", help="Build for this CUDA version.")
+    ] = None,
+    cudnn: Annotated[
+        Optional[str], typer.Option(metavar="A.B[.C]", help="With --cuda: this cuDNN version.")
+    ] = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Build without CUDA.")] = False,
+    static_protobuf: Annotated[
+        bool,
+        typer.Option(
+            "--static-protobuf",
+            help="Link a private, static libprotobuf (the fix for the caffe.proto clash).",
+        ),
+    ] = False,
+    prefix: Annotated[
+        Optional[Path], typer.Option(help="Install here (default: ~/.local/opt/caffe-RECIPE).")
+    ] = None,
+    python: Annotated[
+        Optional[Path],
+        typer.Option(help="Interpreter (or venv) to build for and pin; default: python3."),
+    ] = None,
+    source: Annotated[
+        Optional[Path],
+        typer.Option(metavar="DIR|TARBALL", help="Use this Caffe tree or tarball (verified)."),
+    ] = None,
+    jobs: Annotated[
+        Optional[int], typer.Option(help="Parallel compile jobs (default: cores and memory).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the whole plan and change nothing.")
+    ] = False,
+    deps_only: Annotated[
+        bool, typer.Option("--deps-only", help="Only install the recipe's system packages.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable plan or result.")
+    ] = False,
+) -> None:
+    """Build a known-good Caffe from a recipe, install it, pin the interpreter, prove it.
+
+    The recipe is chosen from this machine (distro, CUDA, GPU) and the flags; an
+    impossible request is refused with the reason. A build whose inputs did not change
+    is a cache hit. Each step logs to a file; a re-run resumes an interrupted build.
+
+    Exit status: 0 built (or cache hit), 1 a step failed, 2 refused or bad usage.
+    """
+    from caffedoc.build import engine
+    from caffedoc.build.facts import host_facts
+    from caffedoc.build.plan import make_plan
+    from caffedoc.recipes import Request, load_all, resolve
+
+    host = host_facts()
+    request = Request(recipe=recipe, cuda=cuda, cudnn=cudnn, cpu_only=cpu_only)
+    chosen = resolve(load_all(), host, request)
+    if deps_only:
+        from caffedoc.build.plan import installed_packages
+
+        have = installed_packages(chosen.recipe.apt)
+        missing = tuple(p for p in chosen.recipe.apt if p not in have)
+        typer.echo(f"{chosen.recipe.name}: {engine.install_packages(missing)}")
+        return
+    if source is not None and not source.exists():
+        raise CaffedocError(f"--source {source}: no such file or directory")
+    env = dict(os.environ)
+    interpreter = options.interpreter(python) or _default_python(env)
+    plan = make_plan(
+        chosen.recipe,
+        chosen.why,
+        host,
+        interpreter,
+        prefix=prefix,
+        given_source=source,
+        jobs=jobs,
+        static_protobuf=static_protobuf,
+    )
+    if dry_run:
+        typer.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.render())
+        return
+    signal.signal(signal.SIGTERM, _interrupt)
+    out = sys.stderr
+    out.write(f"recipe {plan.recipe.name}: {plan.why}\n")
+    outcome = engine.execute(plan, out=out)
+    if as_json:
+        typer.echo(json.dumps({"plan": plan.to_json(), "result": outcome.to_json()}, indent=2))
+    else:
+        how = {"prefix": "already installed", "artifact": "from the build cache", "built": "built"}
+        typer.echo(
+            f"Caffe ({plan.recipe.name}) is in {outcome.prefix} ({how[outcome.cache]}, "
+            f"{outcome.seconds:.1f} s); {outcome.python} imports it."
+        )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM cleans up like Ctrl-C: the running step's processes die, nothing half-installed."""
+    raise KeyboardInterrupt
+
+
+def _default_python(env: dict[str, str]) -> Path:
+    from caffedoc.probes import default_python
+
+    return default_python(env)

@@ -1,0 +1,252 @@
+"""Execute a plan: cache hit, or the logged, resumable steps; then install, pin and smoke."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from caffedoc import host
+from caffedoc.build import install, paths, source
+from caffedoc.build import protobuf as pb
+from caffedoc.build.plan import Plan
+from caffedoc.build.steps import Log, Runner, StepError, StepFailed
+from caffedoc.errors import CaffedocError
+
+
+@dataclass
+class Outcome:
+    prefix: Path
+    python: Path
+    cache: str  # "prefix" (already installed), "artifact" (copied from the cache) or "built"
+    seconds: float
+    smoke: dict[str, Any] | None = None
+    resumed: list[str] = field(default_factory=list)
+    logs: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": str(self.prefix),
+            "python": str(self.python),
+            "cache": self.cache,
+            "seconds": round(self.seconds, 2),
+            "smoke": self.smoke,
+            "resumed": self.resumed,
+            "logs": self.logs,
+        }
+
+
+def refuse_unbuildable(plan: Plan) -> None:
+    recipe = plan.recipe
+    if recipe.status == "blocked":
+        raise CaffedocError(f"recipe {recipe.name} cannot be built yet: {recipe.reason}")
+    if recipe.status == "bad":
+        raise CaffedocError(f"recipe {recipe.name} is known to be bad: {recipe.reason}")
+    if plan.static_protobuf:
+        pb.check_possible(recipe.protobuf)
+
+
+def install_packages(missing: tuple[str, ...], log: Log | None = None) -> str:
+    """apt-get install the missing packages as root; otherwise say the exact command."""
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if not missing:
+        return "all installed"
+    if os.geteuid() != 0:
+        raise CaffedocError(
+            f"missing system packages: {' '.join(missing)}; as root, run: {' '.join(cmd)}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    res = log.run(cmd, timeout=3600, env=env) if log else host.run(cmd, timeout=3600, env=env)
+    if not res.ok:
+        raise StepError(f"apt-get install failed: {res.describe()}")
+    return f"installed {len(missing)}"
+
+
+def execute(plan: Plan, *, out: TextIO = sys.stderr) -> Outcome:
+    start = time.monotonic()
+    refuse_unbuildable(plan)
+    locks = paths.cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{plan.key[:16]}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            out.write("waiting for another caffedoc build of the same inputs to finish...\n")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        outcome = _execute_locked(plan, out)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def verify_origin(plan: Plan) -> str:
+    """Check a tarball's hash or a tree's files; run before any cache lookup too."""
+    o, src = plan.origin, plan.recipe.source
+    if o.kind == "tree":
+        source.verify_tree(o.path, src)
+        return "every file matches the manifest"
+    source.verify_tarball(o.path, src)
+    return f"sha256 {src.sha256[:12]}… matches"
+
+
+def _execute_locked(plan: Plan, out: TextIO) -> Outcome:
+    if plan.origin.kind != "apt":
+        verify_origin(plan)
+    record = install.read_record(plan.prefix)
+    if record and record.get("key") == plan.key and not install.unresolved(plan.prefix):
+        cache = "prefix"
+        out.write(f"cache hit: {plan.prefix} already holds this build ({plan.key[:16]})\n")
+        outcome = Outcome(plan.prefix, plan.python.path, cache, 0.0)
+    elif (plan.artifact / install.RECORD).is_file():
+        out.write(f"cache hit: installing the finished build {plan.artifact}\n")
+        install.install_tree(plan.artifact, plan.prefix)
+        outcome = Outcome(plan.prefix, plan.python.path, "artifact", 0.0)
+    else:
+        outcome = _build(plan, out)
+    target = install.pin(plan.pth, plan.prefix)
+    out.write(f"pinned {plan.python.path} to {target} ({plan.pth})\n")
+    outcome.smoke = _smoke(plan, out)
+    return outcome
+
+
+def _build(plan: Plan, out: TextIO) -> Outcome:
+    work = plan.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "plan.json").write_text(json.dumps(plan.to_json(), indent=2))
+    runner = Runner(work, out)
+    out.write(f"building {plan.recipe.name} in {work} (logs: {runner.logs})\n")
+    env = build_env(plan)
+    recipe, src, bld = plan.recipe, work / "src", work / "build"
+
+    runner.step("packages", lambda log: install_packages(plan.missing, log), once=False)
+
+    def fetch(log: Log) -> str:
+        o = plan.origin
+        if o.kind == "apt":
+            s = recipe.source
+            source.apt_source(s.apt_package or "", s.apt_suite or "", s.tarball, o.path, log.path)
+        return o.detail
+
+    runner.step("fetch", fetch)
+
+    runner.step("verify", lambda log: verify_origin(plan), once=False)
+
+    def patch(log: Log) -> str:
+        fresh = work / "src.new"
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+        o = plan.origin
+        if o.kind == "tree":
+            shutil.copytree(o.path, fresh, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        else:
+            source.extract(o.path, fresh)
+        apply_patches(recipe.patches, fresh, log)
+        fresh.rename(src)
+        return f"{len(recipe.patches)} applied"
+
+    runner.step("patch", patch)
+
+    protobuf_args: list[str] = []
+    if plan.static_protobuf:
+        version = pb.system_version() or recipe.protobuf
+        runner.step("protobuf", lambda log: str(pb.pic_protobuf(version, log, plan.jobs, env)))
+        lib = pb.library(version)
+        protobuf_args = [
+            f"-DProtobuf_LIBRARY={lib}",
+            f"-DProtobuf_LIBRARY_RELEASE={lib}",
+            "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--exclude-libs,libprotobuf.a",
+        ]
+
+    def configure(log: Log) -> None:
+        args = ["cmake", "-S", src, "-B", bld, *plan.cmake_args, *protobuf_args]
+        if shutil.which("ccache"):
+            args.append("-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
+        log.check(log.run(args, timeout=600, env=env), "cmake")
+
+    runner.step("configure", configure)
+
+    def compile_(log: Log) -> None:
+        res = log.run(["cmake", "--build", bld, "-j", str(plan.jobs)], timeout=4 * 3600, env=env)
+        log.check(res, "compiling")
+
+    runner.step("compile", compile_, once=False, progress=True)
+
+    def stage(log: Log) -> str:
+        staged = work / "stage"
+        shutil.rmtree(staged, ignore_errors=True)
+        log.check(
+            log.run(["cmake", "--install", bld, "--prefix", staged], timeout=600, env=env),
+            "cmake --install",
+        )
+        for line in install.relocate(staged):
+            log.note(line)
+        missing = install.unresolved(staged)
+        if missing:
+            raise StepError(f"unresolved libraries after install: {', '.join(missing)}")
+        (staged / install.RECORD).write_text(json.dumps(_record(plan), indent=2))
+        artifact = plan.artifact
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(artifact, ignore_errors=True)
+        staged.rename(artifact)
+        install.install_tree(artifact, plan.prefix)
+        return f"into {plan.prefix}"
+
+    runner.step("install", stage, once=False)
+    return Outcome(plan.prefix, plan.python.path, "built", 0.0, resumed=runner.resumed,
+                   logs=str(runner.logs))  # fmt: skip
+
+
+def apply_patches(patches: tuple[Path, ...], tree: Path, log: Log) -> None:
+    """`patch -p1` each patch; a patch that does not apply cleanly fails the step."""
+    for p in patches:
+        res = log.run(
+            ["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-i", p],
+            timeout=60,
+            cwd=tree,
+        )
+        log.check(res, f"patch {p.name} does not apply")
+
+
+def build_env(plan: Plan) -> dict[str, str]:
+    """The compile environment: ccache shared by every build, hits across work folders."""
+    ccache = paths.ccache_dir()
+    ccache.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "CCACHE_DIR": str(ccache),
+        "CCACHE_BASEDIR": str(plan.workdir),
+        "CCACHE_NOHASHDIR": "1",
+        "LC_ALL": "C",
+    }
+
+
+def _record(plan: Plan) -> dict[str, Any]:
+    return {
+        "key": plan.key,
+        "recipe": plan.recipe.name,
+        "python": plan.python.version,
+        "abi": plan.python.abi,
+        "static_protobuf": plan.static_protobuf,
+        "source_sha256": plan.recipe.source.sha256,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _smoke(plan: Plan, out: TextIO) -> dict[str, Any]:
+    """Prove the install with a real training step, in the pinned interpreter."""
+    from caffedoc.smoke import run_smoke
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = run_smoke(plan.python.path, env=env)
+    if not result.passed:
+        out.write("smoke: FAILED\n")
+        if result.finding is not None:
+            out.write(f"  {result.finding.title}\n  fix: {result.finding.fix}\n")
+        raise StepFailed(f"the smoke step failed for {plan.python.path} with {plan.prefix}")
+    out.write("smoke: passed\n")
+    return result.to_json()

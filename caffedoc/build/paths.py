@@ -1,0 +1,25 @@
+"""Where caffedoc keeps its caches: one root, overridable for tests and CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """$CAFFEDOC_CACHE_DIR, else ~/.cache/caffedoc (honouring XDG_CACHE_HOME)."""
+    explicit = os.environ.get("CAFFEDOC_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "caffedoc"
+
+
+def sources_dir() -> Path:
+    return cache_root() / "sources"
+
+
+def ccache_dir() -> Path:
+    """Shared by every build; $CAFFEDOC_CCACHE_DIR lets a private cache root reuse it."""
+    explicit = os.environ.get("CAFFEDOC_CCACHE_DIR")
+    return Path(explicit) if explicit else cache_root() / "ccache"

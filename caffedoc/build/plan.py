@@ -1,0 +1,245 @@
+"""The build plan: everything a build will do, decided before anything changes.
+
+`--dry-run` prints it; the build executes it. The cache key is a hash of every input
+that changes the result (recipe and patches, source, toolchain and -dev package
+versions, options, the interpreter's ABI), so an unchanged request is a cache hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from caffedoc import host
+from caffedoc.build import install, interpreter, paths, source
+from caffedoc.build.interpreter import Interpreter
+from caffedoc.errors import CaffedocError
+from caffedoc.recipes import HostFacts, Recipe
+
+GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
+PTH_NAME = "caffedoc-caffe.pth"
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: Recipe
+    why: str
+    host: HostFacts
+    python: Interpreter
+    prefix: Path
+    origin: source.Origin
+    jobs: int
+    jobs_why: str
+    static_protobuf: bool
+    packages: tuple[str, ...]
+    missing: tuple[str, ...]  # recipe packages not installed on this machine
+    cmake_args: tuple[str, ...]  # without the per-build paths (source, build, protobuf)
+    toolchain: dict[str, str]
+    key: str
+
+    @property
+    def workdir(self) -> Path:
+        return paths.cache_root() / "work" / self.key[:16]
+
+    @property
+    def artifact(self) -> Path:
+        return paths.cache_root() / "builds" / self.key[:16]
+
+    @property
+    def pth(self) -> Path:
+        return self.python.purelib / PTH_NAME
+
+    def apt_command(self) -> list[str]:
+        return ["apt-get", "install", "-y", "--no-install-recommends", *self.missing]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.name,
+            "why": self.why,
+            "status": self.recipe.status,
+            "blocked_reason": self.recipe.reason if self.recipe.status == "blocked" else None,
+            "platform": self.host.platform(),
+            "packages": list(self.packages),
+            "missing_packages": list(self.missing),
+            "apt_command": shlex.join(self.apt_command()) if self.missing else None,
+            "source": {
+                "tarball": self.recipe.source.tarball,
+                "sha256": self.recipe.source.sha256,
+                "commit": self.recipe.source.commit,
+                "from": self.origin.to_json(),
+            },
+            "patches": [p.name for p in self.recipe.patches],
+            "static_protobuf": self.static_protobuf,
+            "cmake_args": list(self.cmake_args),
+            "jobs": self.jobs,
+            "prefix": str(self.prefix),
+            "python": str(self.python.path),
+            "python_version": self.python.version,
+            "numpy": self.python.numpy,
+            "pin": str(self.pth),
+            "toolchain": self.toolchain,
+            "cache_key": self.key,
+            "cache_hit": (self.artifact / install.RECORD).is_file(),
+            "workdir": str(self.workdir),
+        }
+
+    def render(self) -> str:
+        j = self.to_json()
+        src = self.recipe.source
+        lines = [
+            f"recipe    {self.recipe.name}: {self.recipe.summary}",
+            f"why       {self.why}",
+        ]
+        if self.recipe.status == "blocked":
+            lines.append(f"BLOCKED   a real build is refused: {self.recipe.reason}")
+        lines.append(f"packages  {' '.join(self.packages) or '(none)'}")
+        lines.append(
+            f"          missing: {' '.join(self.missing)}; install with: {j['apt_command']}"
+            if self.missing
+            else "          all installed"
+        )
+        lines += [
+            f"source    {src.repository} at {src.commit}: {src.tarball}",
+            f"          sha256 {src.sha256}",
+            f"          from {self.origin.detail}",
+            f"patches   {', '.join(p.name for p in self.recipe.patches) or '(none)'}",
+            "protobuf  "
+            + (
+                f"static: a position-independent protobuf {self.recipe.protobuf} built from "
+                "source (cached), its symbols hidden"
+                if self.static_protobuf
+                else "the distro's shared libprotobuf"
+            ),
+            f"cmake     {' '.join(self.cmake_args)}",
+            f"jobs      {self.jobs} ({self.jobs_why})",
+            f"prefix    {self.prefix} (installed all-or-nothing, relocatable)",
+            f"python    {self.python.path} (Python {self.python.version}, "
+            f"numpy {self.python.numpy}); pinned by {self.pth}",
+            f"cache     key {self.key[:16]}: "
+            + ("a finished build exists (cache hit)" if j["cache_hit"] else "not built yet"),
+            f"work dir  {self.workdir} (logs, resumable state)",
+            "then      the smoke step: a real training step through pycaffe",
+        ]
+        return "\n".join(lines)
+
+
+def default_jobs(cores: int, available_gb: float) -> tuple[int, str]:
+    by_memory = max(1, int(available_gb / GB_PER_JOB))
+    jobs = max(1, min(cores, by_memory))
+    return jobs, f"{cores} cores, {available_gb:.1f} GB free at {GB_PER_JOB} GB a job"
+
+
+def installed_packages(names: tuple[str, ...]) -> dict[str, str]:
+    """name → version of each installed package among `names` (empty without dpkg)."""
+    if not names:
+        return {}
+    res = host.run(
+        ["dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\n", *names],
+        timeout=30,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("ii"):
+            out[parts[0].split(":")[0]] = parts[1]
+    return out
+
+
+def toolchain() -> dict[str, str]:
+    out = {}
+    for tool in ("c++", "cmake"):
+        res = host.run([tool, "--version"], timeout=15)
+        out[tool] = res.stdout.splitlines()[0].strip() if res.ok and res.stdout else "missing"
+    return out
+
+
+def cmake_args(recipe: Recipe, py: Interpreter) -> tuple[str, ...]:
+    opts = dict(recipe.cmake)
+    opts.update(
+        {
+            "python_version": py.major_minor.split(".")[0],
+            "PYTHON_EXECUTABLE": str(py.path),
+            "PYTHON_INCLUDE_DIR": str(py.include),
+            "PYTHON_LIBRARY": str(interpreter.link_library(py)),
+        }
+    )
+    return tuple(f"-D{k}={v}" for k, v in opts.items())
+
+
+def make_plan(
+    recipe: Recipe,
+    why: str,
+    host_facts: HostFacts,
+    python: Path,
+    *,
+    prefix: Path | None = None,
+    given_source: Path | None = None,
+    jobs: int | None = None,
+    static_protobuf: bool = False,
+) -> Plan:
+    py = interpreter.inspect(python)
+    if not py.major_minor.startswith(recipe.python):
+        raise CaffedocError(
+            f"recipe {recipe.name} builds for Python {recipe.python}; {python} is {py.version}"
+        )
+    if py.numpy is None:
+        raise CaffedocError(
+            f"{python} has no numpy: install numpy into it first (pycaffe is compiled against it)"
+        )
+    shadow = interpreter.numpy_shadow(py)
+    if shadow is not None:
+        raise CaffedocError(
+            f"{shadow} holds another numpy's headers, which CMake would pick before numpy "
+            f"{py.numpy}'s: remove the package that installed it (Debian: python3-numpy)"
+        )
+    mem = psutil.virtual_memory()
+    if jobs is None:
+        jobs, jobs_why = default_jobs(psutil.cpu_count() or 1, mem.available / 2**30)
+    elif jobs < 1:
+        raise CaffedocError(f"--jobs {jobs}: must be at least 1")
+    else:
+        jobs_why = "--jobs"
+    static = static_protobuf or recipe.static_protobuf
+    args = cmake_args(recipe, py)
+    versions = installed_packages(recipe.apt)
+    missing = tuple(p for p in recipe.apt if p not in versions)
+    tools = toolchain()
+    key_inputs = {
+        "recipe": recipe.digest,
+        "source": recipe.source.sha256,
+        "toolchain": tools,
+        "packages": versions,
+        "static_protobuf": static,
+        "cmake": [a for a in args if not a.startswith("-DPYTHON_EXECUTABLE=")],
+        "python": [py.version, py.abi],
+        "machine": host_facts.machine,
+    }
+    key = hashlib.sha256(json.dumps(key_inputs, sort_keys=True).encode()).hexdigest()
+    return Plan(
+        recipe=recipe,
+        why=why,
+        host=host_facts,
+        python=py,
+        prefix=(prefix or default_prefix(recipe)).absolute(),
+        origin=source.origin(recipe.source, given_source),
+        jobs=jobs,
+        jobs_why=jobs_why,
+        static_protobuf=static,
+        packages=recipe.apt,
+        missing=missing,
+        cmake_args=args,
+        toolchain=tools,
+        key=key,
+    )
+
+
+def default_prefix(recipe: Recipe) -> Path:
+    return Path.home() / ".local" / "opt" / f"caffe-{recipe.name}"
