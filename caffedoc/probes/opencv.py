@@ -11,6 +11,8 @@ which import killed it. Both orders run at once: they are the slowest part of
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +28,6 @@ import os, sys
 def say(*parts):
     sys.stdout.write('\\t'.join(['CAFFEDOC'] + [str(p) for p in parts]) + '\\n')
     sys.stdout.flush()
-PIP = ('opencv-python', 'opencv-python-headless',
-       'opencv-contrib-python', 'opencv-contrib-python-headless')
 for name in sys.argv[1:]:
     say('start', name)
     try:
@@ -37,15 +37,6 @@ for name in sys.argv[1:]:
         continue
     say('module', name, getattr(mod, '__file__', '') or '', getattr(mod, '__version__', '') or '')
     if name == 'cv2':
-        try:
-            from importlib.metadata import version
-        except ImportError:
-            version = None
-        for dist in PIP:
-            try:
-                say('dist', name, dist, version(dist))
-            except Exception:
-                pass
         try:
             for line in mod.getBuildInformation().splitlines():
                 if 'protobuf' in line.lower():
@@ -110,9 +101,26 @@ class OpencvFacts:
     mapped: tuple[str, ...]  # libprotobuf / libopencv_core files loaded with both imported
 
 
-def _origin(name: str, file: str, dists: dict[str, str]) -> str:
+def _pip_dists(module_file: str) -> list[str]:
+    """The opencv-* wheels installed beside a cv2 package, from their .dist-info folders
+    (read here: importlib.metadata in the child would cost more than the import)."""
+    site = Path(module_file).parent.parent
+    try:
+        names = sorted(e.name for e in os.scandir(site) if e.name.endswith(".dist-info"))
+    except OSError:
+        return []
+    out = []
+    for n in names:
+        m = re.match(r"(opencv[\w.]*?)-([^-]+)\.dist-info$", n)
+        if m:
+            out.append(f"{m.group(1).replace('_', '-')} {m.group(2)}")
+    return out
+
+
+def _origin(name: str, file: str) -> str:
+    dists = _pip_dists(file) if name == "cv2" and file else []
     if dists:
-        return "pip (" + ", ".join(f"{d} {v}" for d, v in sorted(dists.items())) + ")"
+        return "pip (" + ", ".join(dists) + ")"
     if "/dist-packages/" in file and file.startswith("/usr/lib/"):
         return "distro package"
     if name == "caffe" and "/site-packages/" not in file and "/dist-packages/" not in file:
@@ -182,22 +190,17 @@ def gather(ctx: Context) -> OpencvFacts:
         results = list(pool.map(lambda order: _run(ctx, order), ORDERS))
     runs = tuple(run for run, _ in results)
     modules: dict[str, Module] = {}
-    dists: dict[str, str] = {}
     cv2_protobuf: list[str] = []
     mapped: set[str] = set()
     for _, tags in results:
         for t in tags:
-            if t[0] == "dist" and len(t) > 3:
-                dists[t[2]] = t[3]
-            elif t[0] == "cv2-protobuf" and t[1] not in cv2_protobuf:
+            if t[0] == "cv2-protobuf" and t[1] not in cv2_protobuf:
                 cv2_protobuf.append(t[1])
             elif t[0] == "mapped":
                 mapped.add(t[1])
-        for t in tags:
-            if t[0] == "module" and t[1] not in modules:
+            elif t[0] == "module" and t[1] not in modules:
                 file, version = [*t, "", ""][2:4]
-                origin = _origin(t[1], file, dists if t[1] == "cv2" else {})
-                modules[t[1]] = Module(t[1], file, version or None, origin)
+                modules[t[1]] = Module(t[1], file, version or None, _origin(t[1], file))
     import_errors: dict[str, str] = {}
     for run in runs:
         for name, why in run.import_errors.items():
