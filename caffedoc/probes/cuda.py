@@ -399,13 +399,14 @@ class _Elf:
     needed: list[str] = field(default_factory=list)
     runpath: list[str] = field(default_factory=list)
     rpath: list[str] = field(default_factory=list)
+    device_code: bool = False  # a .nv_fatbin section: kernels compiled by nvcc
 
 
 def _readelf_dynamic(paths: list[Path], ctx: Context) -> dict[str, _Elf]:
-    """DT_NEEDED, RUNPATH and RPATH of each file, from one `readelf -d` run."""
+    """DT_NEEDED, RUNPATH, RPATH and CUDA code of each file, from one `readelf` run."""
     if not paths:
         return {}
-    res = host.run(["readelf", "-W", "-d", *paths], timeout=ctx.timeout, env=ctx.env)
+    res = host.run(["readelf", "-W", "-d", "-S", *paths], timeout=ctx.timeout, env=ctx.env)
     if res.error:
         raise _NoReadelf(res.describe())
     out: dict[str, _Elf] = {}
@@ -416,6 +417,8 @@ def _readelf_dynamic(paths: list[Path], ctx: Context) -> dict[str, _Elf]:
         if line.startswith("File: "):
             current = out.setdefault(line[6:].strip(), _Elf())
             continue
+        if current is not None and " .nv_fatbin " in line:
+            current.device_code = True
         m = re.search(r"\((NEEDED|RUNPATH|RPATH)\)\s+[^\[]*\[(.*)\]", line)
         if not m or current is None:
             continue
@@ -566,7 +569,7 @@ def _caffe_libraries(
         needs = [
             _resolve(n, elf, path.parent, ld_library_path, cache, preloaded) for n in elf.needed
         ]
-        gpu = any(GPU_BUILD_LIB.match(n) for n in elf.needed)
+        gpu = elf.device_code or any(GPU_BUILD_LIB.match(n) for n in elf.needed)
         archs, note = (
             _architectures(path, ctx, toolkits) if gpu else (None, "CPU build: no CUDA code")
         )
