@@ -96,7 +96,7 @@ def _extension_abi(facts: Facts, t: Interpreter) -> Iterator[Hit]:
     said = attempt.error if attempt.error and ABI_ERRORS.search(attempt.error) else None
     if not (wrong_major or wrong_minor or said):
         return
-    built = ext.python_version or f"{ext.python_major}.x"
+    built = ext.python_version or str(ext.python_major)
     evidence = []
     if wrong_major or wrong_minor:
         why = []
