@@ -85,15 +85,18 @@ def _ldconfig_command(cuda: CudaFacts) -> str:
     return f"sudo ldconfig -f {cuda.ld_so_conf} -C {cuda.ld_so_cache}"
 
 
-def _conf_line_fix(cuda: CudaFacts, directory: Path) -> str:
-    """The exact ld.so.conf.d entry for `directory`, then the cache refresh."""
+def _conf_line_fix(cuda: CudaFacts, directories: list[Path]) -> str:
+    """The exact ld.so.conf.d entry for `directories`, then the cache refresh."""
     confd = next((Path(p).parent for p in cuda.conf_includes if p.endswith(".conf")), None)
+    lines = "\\n".join(str(d) for d in directories)
+    echo = f"echo {lines}" if len(directories) == 1 else f"printf '{lines}\\n'"
     if confd is None:
-        add = f"echo {directory} | sudo tee -a {cuda.ld_so_conf}"
+        add = f"{echo} | sudo tee -a {cuda.ld_so_conf}"
     else:
-        add = f"echo {directory} | sudo tee {confd / 'caffedoc-cuda.conf'}"
+        add = f"{echo} | sudo tee {confd / 'caffedoc-cuda.conf'}"
+    where = ", ".join(str(d) for d in directories)
     return (
-        f"Let the dynamic loader search {directory}: `{add} && {_ldconfig_command(cuda)}`. "
+        f"Let the dynamic loader search {where}: `{add} && {_ldconfig_command(cuda)}`. "
         "LD_LIBRARY_PATH works for one shell only, not for services or other users."
     )
 
@@ -114,30 +117,44 @@ def library_path(facts: Facts) -> Iterator[Hit]:
         return
     explained: set[Path] = set()
     for lib in cuda.caffe_libraries:
-        for soname in lib.unresolved:
-            if not CUDA_LIB.match(soname):
-                continue  # other libraries are the caffe area's (caffe-library-missing)
-            homes = [d for d in cuda.library_dirs if soname in d.libraries]
-            searched = ", ".join(lib.runpath) or "none"
-            evidence = [
-                f"{lib.path} needs {soname}; the loader finds it nowhere "
-                f"(RUNPATH: {searched}; LD_LIBRARY_PATH: "
-                f"{':'.join(cuda.ld_library_path) or 'unset'}; cache: {cuda.ld_so_cache})"
+        # Other libraries that do not resolve are the caffe area's (caffe-library-missing).
+        missing = [n for n in lib.unresolved if CUDA_LIB.match(n)]
+        if not missing:
+            continue
+        evidence = [
+            f"{lib.path} needs {', '.join(missing)}; the loader finds "
+            f"{'it' if len(missing) == 1 else 'them'} nowhere (RUNPATH: "
+            f"{', '.join(lib.runpath) or 'none'}; LD_LIBRARY_PATH: "
+            f"{':'.join(cuda.ld_library_path) or 'unset'}; cache: {cuda.ld_so_cache})"
+        ]
+        stale: list[Path] = []
+        uncovered: list[Path] = []
+        nowhere: list[str] = []
+        for soname in missing:
+            homes = [
+                d
+                for d in cuda.library_dirs
+                if soname in d.libraries and d.covered_by in (None, "ld.so.conf")
             ]
-            stale = [d for d in homes if d.covered_by == "ld.so.conf"]
-            uncovered = [d for d in homes if d.covered_by is None]
-            evidence += [f"{soname} is in {d.path}, {_where(d, cuda)}" for d in stale + uncovered]
-            explained.update(d.path for d in stale + uncovered)
-            if stale:
-                fix = f"Refresh the linker cache: `{_ldconfig_command(cuda)}`."
-            elif uncovered:
-                fix = _conf_line_fix(cuda, uncovered[0].path)
-            else:
-                fix = (
-                    f"No {soname} was found on this machine: install the CUDA/cuDNN release "
-                    f"it belongs to, or rebuild Caffe against the CUDA that is installed."
-                )
-            yield Hit(Severity.ERROR, tuple(evidence), fix, detail=soname)
+            evidence += [f"{soname} is in {d.path}, {_where(d, cuda)}" for d in homes]
+            for d in homes:
+                bucket = stale if d.covered_by else uncovered
+                if d.path not in bucket:
+                    bucket.append(d.path)
+            if not homes:
+                nowhere.append(soname)
+        explained.update(stale + uncovered)
+        fixes = []
+        if uncovered:
+            fixes.append(_conf_line_fix(cuda, uncovered))
+        elif stale:
+            fixes.append(f"Refresh the linker cache: `{_ldconfig_command(cuda)}`.")
+        if nowhere:
+            fixes.append(
+                f"No {', '.join(nowhere)} was found on this machine: install the CUDA/cuDNN "
+                "release it belongs to, or rebuild Caffe against the CUDA that is installed."
+            )
+        yield Hit(Severity.ERROR, tuple(evidence), " ".join(fixes), detail=", ".join(missing))
     for d in cuda.library_dirs:
         if d.path in explained:
             continue
@@ -147,7 +164,7 @@ def library_path(facts: Facts) -> Iterator[Hit]:
                 (f"{d.path} holds {', '.join(d.libraries)}, {_where(d, cuda)}",),
                 f"Refresh the linker cache: `{_ldconfig_command(cuda)}`."
                 if d.not_in_cache
-                else _conf_line_fix(cuda, d.path),
+                else _conf_line_fix(cuda, [d.path]),
                 detail=str(d.path),
             )
 

@@ -522,7 +522,7 @@ def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
         found = sorted(glob.glob(str(package / "_caffe*.so")))
         out += [(Path(p), "the interpreter's caffe package") for p in found]
     unique: dict[str, tuple[Path, str]] = {}
-    for path, how in out:
+    for path, how in sorted(out, key=lambda c: c[0].is_symlink()):  # real names first
         unique.setdefault(os.path.realpath(path), (path, how))
     return list(unique.values())
 
