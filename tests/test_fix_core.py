@@ -144,6 +144,30 @@ def test_failing_step_rolls_back_what_came_before(tmp_path):
     assert journal.Journal.load(jr.dir).status == "rolled-back"
 
 
+def test_files_of_a_directory_a_command_removed_come_back_exactly(tmp_path):
+    """What pip does to the old version's dist-info: the files and their directory go."""
+    site = tmp_path / "site"
+    old = site / "pkg-1.0.dist-info"
+    (old / "licenses").mkdir(parents=True)
+    old.chmod(0o750)
+    (old / "RECORD").write_text("pkg/__init__.py,,\n")
+    (old / "licenses" / "LICENSE").write_text("BSD\n")
+    before = fingerprint(site)
+    new = "mkdir -p {s}/pkg-2.0.dist-info && echo 2 > {s}/pkg-2.0.dist-info/RECORD"
+    steps = [
+        RunCommand(
+            ("sh", "-c", f"rm -rf {old} && " + new.format(s=site)),
+            preserve=(old / "RECORD", old / "licenses" / "LICENSE"),
+            watch=(site,),
+        )
+    ]
+    jr = journal.Journal.create(tmp_path / "state", "test")
+    engine.apply_steps(steps, jr, dict(os.environ))
+    assert not old.exists()
+    assert engine.undo(jr) == []
+    assert fingerprint(site) == before
+
+
 def test_move_aside_refuses_to_overwrite(tmp_path):
     t = make_tree(tmp_path / "t")
     step = MoveAside(t["pkg"], "X")

@@ -20,7 +20,7 @@ from caffedoc.findings import Finding, Severity
 from caffedoc.fix.steps import Step
 from caffedoc.probes import Context, Facts
 
-MODULES = ("caffe", "cuda")
+MODULES = ("caffe", "cuda", "protobuf")
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ import hashlib
 import os
 import shutil
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class PathState:
-    """One path as it was: `kind` is absent, dir, symlink or file."""
+    """One path as it was: `kind` is absent, dir, symlink, file, or parent (a directory
+    recorded only so that it can be recreated as it was, not its contents)."""
 
     path: str
     kind: str
@@ -63,13 +64,23 @@ class Blobs:
         return self.root / sha
 
 
-def capture(path: Path, blobs: Blobs) -> list[PathState]:
-    """The state of `path` and, for a directory, of everything below it."""
+def capture(path: Path, blobs: Blobs, within: Path | None = None) -> list[PathState]:
+    """The state of `path` and, for a directory, of everything below it.
+
+    With `within`, the directories between it and `path` are recorded first (as
+    parents), so a file whose directory a command removes can be put back as it was.
+    """
+    parents = []
+    if within is not None and within in path.parents:
+        ancestors = list(path.parents)
+        for d in reversed(ancestors[: ancestors.index(within)]):
+            st = os.lstat(d)
+            parents.append(replace(_state(d, st, blobs), kind="parent"))
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return [PathState(str(path), "absent")]
-    out = [_state(path, st, blobs)]
+        return [*parents, PathState(str(path), "absent")]
+    out = [*parents, _state(path, st, blobs)]
     if stat.S_ISDIR(st.st_mode):
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames.sort()
@@ -97,19 +108,19 @@ def _state(path: Path, st: os.stat_result, blobs: Blobs) -> PathState:
 
 
 def restore(states: list[PathState], blobs: Blobs) -> None:
-    """Put every path back as recorded; the first state is the root of the rest.
+    """Put every path back as recorded; the first state after any parents is the root.
 
     Anything now under a recorded directory that the snapshot does not hold is
     removed, so the tree ends exactly as it was.
     """
     recorded = {s.path for s in states}
-    root = states[0]
+    root = next(s for s in states if s.kind != "parent")
     if root.kind == "dir" and os.path.isdir(root.path) and not os.path.islink(root.path):
         _remove_extras(Path(root.path), recorded)
     for s in states:
         _restore_one(s, blobs)
     for s in reversed(states):  # directory times last: restoring children changes them
-        if s.kind == "dir":
+        if s.kind in ("dir", "parent"):
             _set_meta(Path(s.path), s)
 
 
@@ -139,7 +150,7 @@ def _restore_one(s: PathState, blobs: Blobs) -> None:
     if s.kind == "absent":
         remove(path)
         return
-    if s.kind == "dir":
+    if s.kind in ("dir", "parent"):
         if not path.is_dir() or path.is_symlink():
             remove(path)
             path.mkdir()

@@ -36,11 +36,14 @@ class Step(Protocol):
     def to_json(self) -> dict: ...
 
 
-def snapshot(journal: Journal, paths: list[Path]) -> None:
-    """Record the present state of `paths` (the topmost missing ancestor for a new path)."""
-    trees = [
-        [s.to_json() for s in state.capture(_topmost_missing(p), journal.blobs)] for p in paths
-    ]
+def snapshot(journal: Journal, paths: list[Path], within: tuple[Path, ...] = ()) -> None:
+    """Record the present state of `paths` (the topmost missing ancestor for a new path);
+    for a path inside one of `within`, the directories leading to it as well."""
+    trees = []
+    for p in paths:
+        top = _topmost_missing(p)
+        root = next((w for w in within if w in top.parents), None)
+        trees.append([s.to_json() for s in state.capture(top, journal.blobs, root)])
     journal.record({"type": "snapshot", "trees": trees})
 
 
@@ -222,7 +225,7 @@ class RunCommand:
         return not all(map(can_write, self.preserve)) or not all(map(can_write_in, self.watch))
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
-        snapshot(journal, list(self.preserve))
+        snapshot(journal, list(self.preserve), within=self.watch)
         rec = journal.record(
             {
                 "type": "watch",

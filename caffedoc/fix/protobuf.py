@@ -1,0 +1,208 @@
+"""protobuf: make the Python runtime and caffe_pb2.py agree; relink against the clash.
+
+For a runtime that cannot load the generated code there are two fixes, tried in
+this order:
+1. regenerate caffe_pb2.py from caffe.proto with a protoc on PATH — chosen only
+   when a trial (generate into a scratch directory, import it with the target
+   interpreter) shows that runtime loads the result; it leaves the runtime,
+   which other packages may depend on, alone;
+2. install a runtime the code needs, with the target interpreter's own
+   `-m pip`. Undo does not ask pip (or the network) for the old version: the
+   old distribution's files are preserved byte for byte and whatever pip adds
+   to site-packages is removed.
+The descriptor clash is fixed by rebuilding Caffe with a private static
+libprotobuf, which `caffedoc build --static-protobuf` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from caffedoc import host
+from caffedoc.findings import Finding
+from caffedoc.fix.plan import Action, FixContext, manual, plans
+from caffedoc.fix.steps import RunCommand
+from caffedoc.probes import Facts
+from caffedoc.probes.caffe import CaffeFacts
+from caffedoc.probes.protobuf import Gencode, ProtobufFacts
+
+PIP_INFO = (
+    "import sys, sysconfig; print(sysconfig.get_paths()['purelib']); "
+    "print(sys.prefix != getattr(sys, 'base_prefix', getattr(sys, 'real_prefix', sys.prefix)))"
+    "; print(sysconfig.get_paths()['stdlib'])"
+)
+
+
+def _fits(version: str | None, needs: str) -> bool:
+    try:
+        return version is not None and Version(version) in SpecifierSet(needs)
+    except (InvalidVersion, InvalidSpecifier):
+        return False
+
+
+def runtime_problem(pb: ProtobufFacts) -> bool:
+    """The target's runtime cannot (or only with the slow pure-Python one) load the code."""
+    if pb.gencode is None:
+        return False
+    load = pb.load or {}
+    if load.get("ok") is False:
+        return True
+    rt = pb.target_runtime
+    return bool(pb.gencode.needs) and not _fits(rt.version if rt else None, pb.gencode.needs)
+
+
+def caffe_proto(cf: CaffeFacts | None, pb2: Path) -> Path | None:
+    """caffe.proto of the tree the code came from: --caffe's, or the source tree around it."""
+    if cf is not None and cf.tree is not None and cf.tree.proto:
+        return Path(cf.tree.proto)
+    candidate = pb2.parent.parent.parent.parent / "src" / "caffe" / "proto" / "caffe.proto"
+    return candidate if candidate.is_file() else None
+
+
+def loads_with(protoc: str, proto: Path, python: str, env: Mapping[str, str]) -> bool:
+    """Generate caffe_pb2.py with `protoc` into a scratch directory and import it there."""
+    scratch = tempfile.mkdtemp(prefix="caffedoc-pb2-")
+    try:
+        gen = host.run(
+            [protoc, f"-I{proto.parent}", f"--python_out={scratch}", proto], timeout=60, env=env
+        )
+        if not gen.ok:
+            return False
+        clean = {k: v for k, v in env.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+        trial = f"import sys; sys.path.insert(0, {scratch!r}); import caffe_pb2"
+        return host.run([python, "-c", trial], timeout=60, env=clean).ok
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def regenerate(
+    pb: ProtobufFacts, code: Gencode, proto: Path, env: Mapping[str, str]
+) -> RunCommand | None:
+    """The step that rewrites caffe_pb2.py with the first protoc whose code loads."""
+    pb2 = Path(code.path)
+    for protoc, _version in pb.protoc:
+        if loads_with(protoc, proto, pb.python, env):
+            return RunCommand(
+                (protoc, f"-I{proto.parent}", f"--python_out={pb2.parent}", str(proto)),
+                preserve=(pb2,),
+                reverse=f"restore the previous caffe_pb2.py (made by {code.generated_by})",
+                timeout=120,
+            )
+    return None
+
+
+def _pip_show(python: str, env: Mapping[str, str]) -> tuple[str | None, list[Path]]:
+    """(version, files) of the protobuf distribution pip sees in `python`."""
+    res = host.run(
+        [python, "-m", "pip", "show", "-f", "--disable-pip-version-check", "protobuf"],
+        timeout=60,
+        env=env,
+    )
+    version, location, files, listing = None, None, [], False
+    for line in res.stdout.splitlines():
+        if line.startswith("Version:"):
+            version = line.split(":", 1)[1].strip()
+        elif line.startswith("Location:"):
+            location = line.split(":", 1)[1].strip()
+        elif line.startswith("Files:"):
+            listing = True
+        elif listing and line.startswith(" ") and location:
+            files.append(Path(os.path.normpath(os.path.join(location, line.strip()))))
+    return version, files
+
+
+def pip_install(pb: ProtobufFacts, code: Gencode, env: Mapping[str, str]):
+    """The pip step, or why there is none."""
+    py = pb.python
+    if not host.run([py, "-m", "pip", "--version"], timeout=60, env=env).ok:
+        return None, f"{py} has no pip (`{py} -m ensurepip` adds it)"
+    info = host.run([py, "-c", PIP_INFO], timeout=60, env=env).stdout.split("\n")
+    if len(info) < 3:
+        return None, f"{py} did not say where it installs packages"
+    purelib, in_venv, stdlib = Path(info[0]), info[1] == "True", Path(info[2])
+    if not in_venv and (stdlib / "EXTERNALLY-MANAGED").exists():
+        return None, (
+            f"{py} is managed by the distribution (PEP 668): use a virtual environment, "
+            "or the distribution's python3-protobuf"
+        )
+    old, files = _pip_show(py, env)
+    mine = tuple(f for f in files if purelib in f.parents)
+    undo = "remove what pip added"
+    if old:
+        undo += f" and restore protobuf {old} file by file"
+    return RunCommand(
+        (
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            f"protobuf{code.needs}",
+        ),
+        preserve=mine,
+        watch=(purelib,),
+        reverse=undo,
+        timeout=900,
+    ), None
+
+
+@plans("protobuf-version-drift")
+def version_drift(facts: Facts, findings: list[Finding], ctx: FixContext) -> list[Action]:
+    pb: ProtobufFacts | None = facts.get("protobuf")
+    python_side = [f for f in findings if "caffe_pb2" in f.title]
+    rest = [manual(f) for f in findings if f not in python_side]
+    if pb is None or pb.gencode is None or not python_side or not runtime_problem(pb):
+        return [manual(f) for f in python_side] + rest
+    code, f = pb.gencode, python_side[0]
+    proto = caffe_proto(facts.get("caffe"), Path(code.path))
+    if proto is not None:
+        regen = regenerate(pb, code, proto, ctx.env)
+        if regen is not None:
+            return [Action(f.id, f.title, (regen,)), *rest]
+    if not code.needs:
+        return [manual(f, f"{code.path} came from an unrecognised protoc"), *rest]
+    step, why = pip_install(pb, code, ctx.env)
+    return [Action(f.id, f.title, (step,)) if step else manual(f, why), *rest]
+
+
+@plans("protobuf-descriptor-clash")
+def descriptor_clash(facts: Facts, findings: list[Finding], ctx: FixContext) -> list[Action]:
+    """Rebuild with a private static libprotobuf for the interpreter the check looked at.
+
+    The build's own dry run names the prefix it installs into and the .pth that pins
+    the interpreter: both are preserved, so undo brings back the previous Caffe.
+    """
+    f = findings[0]
+    build = (
+        sys.executable,
+        "-m",
+        "caffedoc",
+        "build",
+        "--static-protobuf",
+        "--python",
+        str(ctx.check.python),
+    )
+    dry = host.run([*build, "--dry-run", "--json"], timeout=300, env=ctx.env)
+    try:
+        plan = json.loads(dry.stdout)
+        prefix, pin = Path(plan["prefix"]), Path(plan["pin"])
+    except (ValueError, KeyError, TypeError):
+        why = (dry.stderr.strip().splitlines() or [dry.describe()])[-1]
+        return [manual(f, f"`caffedoc build --static-protobuf` cannot plan here: {why}")]
+    step = RunCommand(
+        build,
+        preserve=(prefix, pin),
+        reverse=f"restore {prefix} and {pin} as they were",
+        timeout=3600,
+    )
+    return [Action(f.id, f.title, (step,))]
