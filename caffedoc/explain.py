@@ -1,0 +1,367 @@
+"""Name the known problem a Caffe log shows, quoting the lines that show it.
+
+Every knowledge entry carries `[[signatures]]`: regular expressions, each
+matched against one line at a time, with a weight. A problem's score is the
+sum of the weights of its signatures that match some line (each signature
+counts once, however often it repeats); a problem is recognized once its score
+reaches `RECOGNIZED_AT`, so one decisive signature ("File already exists in
+database: caffe.proto") suffices while generic ones ("Segmentation fault") only
+add weight to others.
+
+Logs are big and dirty: a build log can be 100 MB of compiler output with
+colours, Windows line endings, binary junk and bytes that are not UTF-8. So the
+log is read in binary chunks and never decoded as a whole: each signature has
+an anchor, a literal that every line it matches must contain (derived from the
+pattern itself), and only lines holding an anchor (found with `bytes.find`, a
+fast scan of memory) are decoded and matched. Each signature keeps only its
+first few lines as evidence, and an anchor whose signatures all have enough
+evidence is no longer searched for.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import ahocorasick_rs
+
+from caffedoc import knowledge
+from caffedoc.findings import Finding, Severity
+
+try:  # the regular-expression parser: public as sre_parse until Python 3.11
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python 3.9/3.10
+    import sre_parse  # type: ignore[no-redef]
+
+RECOGNIZED_AT = 2.0  # a score at or above this names a problem
+EVIDENCE_PER_SIGNATURE = 3  # lines kept per signature (the first ones seen)
+EVIDENCE_PER_MATCH = 6  # lines quoted per recognized problem
+CHUNK_BYTES = 4 << 20
+LONGEST_LINE = 16 << 20  # a "line" longer than this is cut into pieces
+QUOTE_CHARS = 240  # an evidence line is quoted up to this length
+ANCHOR_MIN = 3
+
+_ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_LEFTMOST = ahocorasick_rs.MatchKind.LeftmostFirst
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    line: int  # 1-based, counting newline characters as `grep -n` does
+    text: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Match:
+    """A recognized problem: its entry, how sure we are, and the lines that say so."""
+
+    problem: knowledge.Problem
+    score: float
+    confidence: float
+    evidence: tuple[Evidence, ...]
+
+    def finding(self) -> Finding:
+        return Finding(
+            id=self.problem.id,
+            area=self.problem.area,
+            severity=Severity.ERROR,
+            title=self.problem.title,
+            evidence=tuple(map(str, self.evidence)),
+            fix=self.problem.fix,
+            references=self.problem.references,
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.problem.id,
+            "title": self.problem.title,
+            "confidence": self.confidence,
+            "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
+            "fix": self.problem.fix,
+            "references": list(self.problem.references),
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    matches: tuple[Match, ...]  # likeliest first
+    lines: int  # lines read
+
+    @property
+    def recognized(self) -> bool:
+        return bool(self.matches)
+
+    def to_json(self) -> dict:
+        return {"recognized": self.recognized, "matches": [m.to_json() for m in self.matches]}
+
+
+@dataclass(frozen=True)
+class _Signature:
+    index: int
+    problem: str
+    pattern: re.Pattern[str]
+    weight: float
+
+
+def anchors(pattern: re.Pattern[str]) -> list[str]:
+    """Literals of which every match of `pattern` contains at least one.
+
+    Built from the parsed pattern: a stretch of literal characters, small
+    alternations and optional characters (`(?:cannot find|找不到) -l`) spells
+    a few exact strings, one of which every match holds; of all such stretches
+    the one whose shortest string is longest wins. Empty when nothing of
+    `ANCHOR_MIN` characters is certain.
+    """
+    best = _cover(sre_parse.parse(pattern.pattern, pattern.flags))
+    return sorted(best) if best else []
+
+
+MAX_SPELLINGS = 32
+
+
+def _quality(cover: frozenset[str] | None) -> tuple[int, int]:
+    return (min(map(len, cover)), -len(cover)) if cover else (0, 0)
+
+
+def _exact(item) -> frozenset[str] | None:
+    """Every string a small, fixed part of a pattern can match, or None."""
+    op, arg = item
+    if op is sre_parse.LITERAL:
+        return frozenset([chr(arg)])
+    if op is sre_parse.SUBPATTERN:
+        return _spell(arg[-1])
+    if op is sre_parse.BRANCH:
+        parts = [_spell(branch) for branch in arg[1]]
+        if all(p is not None for p in parts):
+            return frozenset().union(*parts)
+    if op is sre_parse.MAX_REPEAT and arg[0] == 0 and arg[1] == 1:
+        inner = _spell(arg[2])
+        return None if inner is None else inner | {""}
+    return None
+
+
+def _spell(items) -> frozenset[str] | None:
+    spelled = frozenset([""])
+    for item in items:
+        part = _exact(item)
+        if part is None or len(spelled) * len(part) > MAX_SPELLINGS:
+            return None
+        spelled = frozenset(a + b for a in spelled for b in part)
+    return spelled
+
+
+def _cover(items) -> frozenset[str] | None:
+    """The best set of literals covering every match of a parsed sequence."""
+    options: list[frozenset[str]] = []
+    stretch = frozenset([""])
+    for item in items:
+        part = _exact(item)
+        if part is not None and len(stretch) * len(part) <= MAX_SPELLINGS:
+            stretch = frozenset(a + b for a in stretch for b in part)
+            continue
+        options.append(stretch)
+        stretch = frozenset([""]) if part is None else part
+        op, arg = item
+        if op is sre_parse.SUBPATTERN:
+            options.append(_cover(arg[-1]) or frozenset())
+        elif op is sre_parse.BRANCH:
+            branches = [_cover(branch) for branch in arg[1]]
+            if all(branches):
+                options.append(frozenset().union(*branches))
+    options.append(stretch)
+    best = max(options, key=_quality)
+    return best if _quality(best)[0] >= ANCHOR_MIN else None
+
+
+def _key(literal: str) -> bytes:
+    return literal.lower().encode("utf-8")
+
+
+@functools.cache
+def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
+    """Every signature of the knowledge base with its anchors (lowercase bytes)."""
+    out = []
+    for problem in knowledge.entries().values():
+        for s in problem.signatures:
+            keys = tuple(sorted({_key(a) for a in anchors(s.pattern)}))
+            if not keys:
+                raise knowledge.KnowledgeError(
+                    f"{problem.id}.toml: signature {s.pattern.pattern!r} has no literal of "
+                    f"{ANCHOR_MIN}+ characters that every match must contain"
+                )
+            out.append((_Signature(len(out), problem.id, s.pattern, s.weight), keys))
+    return tuple(out)
+
+
+class _Anchors:
+    """Automata over the anchors of the signatures still collecting evidence."""
+
+    def __init__(self, sigs: Iterable[tuple[_Signature, tuple[bytes, ...]]]) -> None:
+        by_key: dict[bytes, list[_Signature]] = {}
+        for sig, keys in sigs:
+            for key in keys:
+                by_key.setdefault(key, []).append(sig)
+        keys = list(by_key)
+        self.sigs = [tuple(by_key[k]) for k in keys]
+        # leftmost-first finds lines with any anchor fastest; a line's full set of
+        # anchors needs the overlapping search, which is only run on such lines
+        self.first = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=_LEFTMOST) if keys else None
+        self.every = ahocorasick_rs.BytesAhoCorasick(keys) if keys else None
+
+    def lines(self, low: bytes) -> Iterator[tuple[int, int, list[_Signature]]]:
+        """(start, end, candidate signatures) of each line of `low` holding an anchor."""
+        if self.first is None or self.every is None:
+            return
+        after = -1
+        for _, pos, _ in self.first.find_matches_as_indexes(low):
+            if pos < after:
+                continue
+            start = low.rfind(b"\n", 0, pos) + 1
+            end = low.find(b"\n", pos)
+            after = end = len(low) if end == -1 else end
+            found: dict[int, _Signature] = {}
+            for key, _, _ in self.every.find_matches_as_indexes(low[start:end], overlapping=True):
+                for sig in self.sigs[key]:
+                    found[sig.index] = sig
+            yield start, end, [found[i] for i in sorted(found)]
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """Whole lines, a few megabytes at a time; an endless line is cut into pieces."""
+    carry = b""
+    while True:
+        block = stream.read(CHUNK_BYTES)
+        if not block:
+            break
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) < LONGEST_LINE:
+                carry = data
+                continue
+            cut = len(data)
+        carry = data[cut:]
+        yield data[:cut]
+    if carry:
+        yield carry
+
+
+def _clean(chunk: bytes) -> bytes:
+    """Without colours and carriage returns; newlines (and so line numbers) are kept."""
+    return _ANSI.sub(b"", chunk).replace(b"\r\n", b"\n").replace(b"\r", b" ")
+
+
+def _quote(line: str, at: int) -> str:
+    """The line as printable text, cut around position `at` when it is long."""
+    text = _CONTROL.sub(" ", line)
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    if len(text) <= QUOTE_CHARS:
+        return text
+    start = max(0, at - lead - QUOTE_CHARS // 3)
+    tail = "…" if start + QUOTE_CHARS < len(text) else ""
+    return ("…" if start else "") + text[start : start + QUOTE_CHARS] + tail
+
+
+class _Scan:
+    """One pass over a log: the evidence found so far and the lines counted."""
+
+    def __init__(self) -> None:
+        self.hits: dict[int, list[tuple[int, str]]] = {}  # signature -> [(line, quote)]
+        self.sigs: dict[int, _Signature] = {}
+        self.lines = 0
+        self.partial = False  # the last chunk ended inside a line
+        self.anchors = _Anchors(_signatures())
+
+    def _full(self, sig: _Signature) -> bool:
+        return len(self.hits.get(sig.index, ())) >= EVIDENCE_PER_SIGNATURE
+
+    def feed(self, raw: bytes) -> None:
+        text = _clean(raw)
+        low = text.lower()
+        offset, line_no, filled = 0, self.lines, False
+        for start, end, candidates in self.anchors.lines(low):
+            line: str | None = None
+            for sig in candidates:
+                if self._full(sig):
+                    continue
+                if line is None:
+                    line = text[start:end].decode("utf-8", "replace")
+                m = sig.pattern.search(line)
+                if m:
+                    line_no += low.count(b"\n", offset, start)
+                    offset = start
+                    self.sigs[sig.index] = sig
+                    self.hits.setdefault(sig.index, []).append(
+                        (line_no + 1, _quote(line, m.start()))
+                    )
+                    filled = filled or self._full(sig)
+        if filled:  # stop searching for anchors that can add nothing more
+            self.anchors = _Anchors((s, k) for s, k in _signatures() if not self._full(s))
+        self.lines += low.count(b"\n")
+        self.partial = bool(low) and not low.endswith(b"\n")
+
+    def result(self) -> Explanation:
+        by_problem: dict[str, list[tuple[_Signature, list[tuple[int, str]]]]] = {}
+        for index, lines in self.hits.items():
+            sig = self.sigs[index]
+            by_problem.setdefault(sig.problem, []).append((sig, lines))
+        scored = []
+        for pid, hits in by_problem.items():
+            score = sum(sig.weight for sig, _ in hits)
+            if score >= RECOGNIZED_AT:
+                first = min(line for _, lines in hits for line, _ in lines)
+                scored.append((score, first, pid, hits))
+        scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+        total = sum(s[0] for s in scored)
+        matches = tuple(
+            Match(
+                problem=knowledge.get(pid),
+                score=score,
+                confidence=_confidence(score, total),
+                evidence=_evidence(hits),
+            )
+            for score, _, pid, hits in scored
+        )
+        return Explanation(matches=matches, lines=self.lines + self.partial)
+
+
+def _confidence(score: float, total: float) -> float:
+    """How strong the evidence is (saturating in the score) times this problem's share of it."""
+    strength = 1 - 0.5 ** (score / 1.5)
+    return round(strength * score / total, 2)
+
+
+def _evidence(hits: list[tuple[_Signature, list[tuple[int, str]]]]) -> tuple[Evidence, ...]:
+    """The lines of the heaviest signatures first, then shown in log order."""
+    weight: dict[int, float] = {}
+    text: dict[int, str] = {}
+    for sig, lines in hits:
+        for line, quote in lines:
+            if sig.weight > weight.get(line, -1):
+                weight[line], text[line] = sig.weight, quote
+    best = sorted(weight, key=lambda line: (-weight[line], line))[:EVIDENCE_PER_MATCH]
+    return tuple(Evidence(line, text[line]) for line in sorted(best))
+
+
+def explain_stream(stream: BinaryIO) -> Explanation:
+    """Read a log from a binary stream to its end, in bounded memory."""
+    scan = _Scan()
+    for chunk in _chunks(stream):
+        scan.feed(chunk)
+    return scan.result()
+
+
+def diagnose(text: str) -> list[Finding]:
+    """The known problems a log shows, likeliest first; empty when none is recognized."""
+    return [
+        m.finding() for m in explain_stream(io.BytesIO(text.encode("utf-8", "replace"))).matches
+    ]
