@@ -282,3 +282,13 @@ def unprivileged(user: str, env: dict[str, str]) -> list[str]:
         if res.returncode == 0:
             return [*drop, python]
     pytest.skip(f"no {version} that {user} may run with this checkout's packages")
+
+
+def test_unknown_problem_id_is_bad_usage(tmp_path):
+    res = fix_cli(
+        "--only", "no-such-problem", env={**os.environ, "CAFFEDOC_STATE_DIR": str(tmp_path)}
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "caffedoc: error: --only no-such-problem: no such problem id (see `caffedoc check --json`)"
+    )

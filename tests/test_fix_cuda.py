@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -213,3 +214,61 @@ def test_second_fix_is_refused_while_one_runs(broken_loader):
     finally:
         holder.kill()
         holder.wait()
+
+
+def on_a_terminal(argv: list[str], env: dict[str, str], answer: str) -> tuple[int, str]:
+    """Run `argv` with a pseudo-terminal as its stdin and stdout; answer its prompt."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the command
+        os.execvpe(argv[0], argv, env)
+    out = b""
+    try:
+        while b"Apply these changes?" not in out:
+            out += os.read(fd, 4096)
+        os.write(fd, answer.encode() + b"\n")
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_on_a_terminal_it_asks_first(broken_loader, answer):
+    root, env = broken_loader
+    before = touched(root)
+    argv = [sys.executable, "-m", "caffedoc", "fix", "--caffe", str(root / "caffe"),
+            "--python", sys.executable, "--only", PID]  # fmt: skip
+    code, out = on_a_terminal(argv, env, answer)
+    if answer == "n":
+        assert code == 0
+        assert "Nothing was changed." in out
+        assert touched(root) == before
+    else:
+        assert code == 0, out
+        assert f"{PID}: error → fixed" in out
+        assert (root / "etc" / "conf.d" / "caffedoc-cuda.conf").exists()
+
+
+def test_an_interrupted_fix_must_be_undone_before_the_next(broken_loader):
+    root, env = broken_loader
+    interrupted = journal.Journal.create(root / "state", "killed midway")
+    args = ["--caffe", str(root / "caffe"), "--python", sys.executable, "--only", PID, "--yes"]
+    before = touched(root)
+    res = fix_cli(*args, env=env)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (
+        f"caffedoc: error: an interrupted fix (journal {interrupted.id}) was never finished: "
+        "run `caffedoc fix --undo` first"
+    )
+    assert touched(root) == before
+    assert fix_cli("--undo", env=env).returncode == 0
+    assert fix_cli(*args, env=env).returncode == 0
+    assert findings(args[:4], env) == []
