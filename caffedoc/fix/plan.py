@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from caffedoc import knowledge
 from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
-from caffedoc.fix.steps import Step
+from caffedoc.fix.steps import Step, current_user
 from caffedoc.probes import Context, Facts
 
 MODULES = ("caffe", "cuda", "protobuf")
@@ -51,12 +51,18 @@ class Action:
         """True when this user cannot make some change; only a non-root user can hit it."""
         return any(s.needs_root() for s in self.steps)
 
+    @property
+    def user(self) -> str:
+        """Who makes the changes: this user, or root where this user may not."""
+        return "root" if self.needs_root else current_user()
+
     def to_json(self) -> dict:
         return {
             "id": self.problem_id,
             "title": self.title,
             "automatic": self.automatic,
             "needs_root": self.needs_root,
+            "user": self.user,
             "steps": [{**s.to_json(), "describe": s.describe()} for s in self.steps],
             "manual": self.manual,
             "why_manual": self.why_manual,
@@ -97,8 +103,12 @@ def make_plan(report: Report, ctx: FixContext, only: str | None = None) -> list[
     actions: list[Action] = []
     for pid in dict.fromkeys(f.id for f in todo):
         mine = [f for f in todo if f.id == pid]
-        if pid in planners:
-            actions.extend(planners[pid](report.facts, mine, ctx))
-        else:
+        if pid not in planners:
             actions.extend(manual(f) for f in mine)
+            continue
+        try:
+            actions.extend(planners[pid](report.facts, mine, ctx))
+        except Exception as exc:  # a broken planner must not hide the other fixes
+            why = f"planning it failed: {type(exc).__name__}: {exc}"
+            actions.extend(manual(f, why) for f in mine)
     return actions

@@ -24,6 +24,7 @@ def _wrap(text: str, indent: str) -> list[str]:
 def render_action(a: Action) -> list[str]:
     lines = [f"[{a.problem_id}] {a.title}"]
     if a.automatic:
+        lines.append(f"    as {a.user}:")
         lines += [f"    {i}. {s.describe()}" for i, s in enumerate(a.steps, 1)]
         return lines
     lines.append("    manual" + (f" ({a.why_manual})" if a.why_manual else "") + ":")

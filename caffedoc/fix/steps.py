@@ -2,9 +2,9 @@
 
 Four kinds cover every action: write a file, append a line to one, move a path
 aside (never delete), run a command. Each says in one line what it will do
-(`describe`), what a person would type to do it by hand (`shell`), and which
-whether this user may make the change (`needs_root`). `apply` first records how to
-put those paths back, then changes them; it raises `StepFailed` with the reason.
+(`describe`), what a person would type to do it by hand (`shell`), and whether
+this user may make the change (`needs_root`). `apply` first records how to put
+the paths it changes back, then changes them; it raises `StepFailed` with the reason.
 """
 
 from __future__ import annotations
