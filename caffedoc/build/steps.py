@@ -19,6 +19,7 @@ from typing import TextIO
 
 from caffedoc import host
 from caffedoc.errors import CaffedocError
+from caffedoc.findings import Finding
 
 TAIL_LINES = 30
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]\s*(.*)$")
@@ -170,13 +171,11 @@ class Runner:
             self._say(f"  fix: {finding.fix}")
 
 
-def diagnose(text: str) -> list:
-    """The knowledge base's reading of a failed log (empty until `explain` is installed)."""
-    try:
-        from caffedoc.explain import diagnose as explain_diagnose
-    except ImportError:
-        return []
-    return list(explain_diagnose(text))[:3]
+def diagnose(text: str) -> list[Finding]:
+    """The knowledge base's reading of a failed log, likeliest first."""
+    from caffedoc.explain import diagnose as explain_diagnose
+
+    return explain_diagnose(text)[:3]
 
 
 class _Progress:
