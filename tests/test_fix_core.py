@@ -292,3 +292,21 @@ def test_unknown_problem_id_is_bad_usage(tmp_path):
     assert res.stderr.strip() == (
         "caffedoc: error: --only no-such-problem: no such problem id (see `caffedoc check --json`)"
     )
+
+
+def test_undo_walks_back_one_fix_at_a_time(tmp_path):
+    target = tmp_path / "site" / "caffe.pth"
+    target.parent.mkdir()
+    target.write_text("/first\n")
+    env = {**os.environ, "CAFFEDOC_STATE_DIR": str(tmp_path / "state")}
+    for content in ("/second\n", "/third\n"):
+        jr = journal.Journal.create(tmp_path / "state", content.strip())
+        engine.apply_steps([WriteFile(target, content)], jr, env)
+    assert target.read_text() == "/third\n"
+    first = fix_cli("--undo", env=env)
+    assert "(/third)" in first.stdout
+    assert target.read_text() == "/second\n"
+    second = fix_cli("--undo", "--json", env=env)
+    assert json.loads(second.stdout)["problems"] == []
+    assert target.read_text() == "/first\n"
+    assert fix_cli("--undo", env=env).returncode == 1
