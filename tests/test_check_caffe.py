@@ -165,3 +165,15 @@ def test_real_caffe_built_by_the_recipe(built_caffe, tmp_path):
     pb = res.facts["protobuf"]
     assert pb["gencode"]["style"] == "builder"
     assert pb["caffe_links"][0].startswith("libprotobuf.so.")
+
+
+def test_source_checkout_in_the_working_directory_is_not_a_caffe(make_venv, tmp_path):
+    venv = make_venv("3.9")
+    (tmp_path / "caffe" / "src").mkdir(parents=True)  # a checkout: no __init__.py at its top
+    res = run_check(venv.python, check_env(tmp_path / "home", venv.bin), tmp_path)
+
+    [f] = res.findings(MISSING)
+    assert any("without __init__.py" in e and str(tmp_path / "caffe") in e for e in f["evidence"])
+    [install] = res.facts["caffe"]["installs"]
+    assert install["kind"] == "namespace"
+    assert install["origin"] == f"the working directory ({tmp_path})"

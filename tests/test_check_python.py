@@ -137,3 +137,41 @@ def test_pycaffe_compiled_for_the_venv(pb_venv, build_pycaffe, gencode, tmp_path
     assert res.findings(DRIFT) == []
     assert res.facts["caffe"]["import_attempt"]["ok"] is True
     assert res.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def numpy2_venv(make_venv):
+    return make_venv("3.9", "protobuf==3.20.3", "numpy>=2,<2.1")
+
+
+def test_pycaffe_compiled_against_numpy1_under_numpy2(
+    numpy2_venv, make_venv, build_pycaffe, gencode, tmp_path
+):
+    numpy1 = make_venv("3.9", "numpy<2")
+    tree = build_pycaffe(
+        tmp_path / "trees" / "caffe", numpy1.python, gencode("builder"), numpy1.python
+    )
+    env = check_env(tmp_path / "home", numpy2_venv.bin, PYTHONPATH=str(tree.python_dir))
+    res = run_check(numpy2_venv.python, env, tmp_path)
+
+    [f] = res.findings("numpy-abi")
+    assert f["severity"] == "error"
+    evidence = "\n".join(f["evidence"])
+    assert f"{tree.extension} was compiled against numpy 1.x headers" in evidence
+    assert f"{numpy2_venv.python} has numpy 2.0." in evidence
+    assert "numpy.core.multiarray failed to import" in evidence  # the import's own words
+    assert f"`{numpy2_venv.python} -m pip install 'numpy<2'`" in f["fix"]
+
+
+def test_pycaffe_compiled_against_numpy2_under_numpy2(
+    numpy2_venv, build_pycaffe, gencode, tmp_path
+):
+    tree = build_pycaffe(
+        tmp_path / "trees" / "caffe", numpy2_venv.python, gencode("builder"), numpy2_venv.python
+    )
+    env = check_env(tmp_path / "home", numpy2_venv.bin, PYTHONPATH=str(tree.python_dir))
+    res = run_check(numpy2_venv.python, env, tmp_path)
+
+    assert "numpy-abi" not in res.ids()
+    assert res.facts["caffe"]["import_attempt"]["ok"] is True
+    assert res.facts["caffe"]["installs"][0]["extension"]["numpy_headers"] == "2.x"
