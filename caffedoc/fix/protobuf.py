@@ -7,9 +7,7 @@ this order:
    interpreter) shows that runtime loads the result; it leaves the runtime,
    which other packages may depend on, alone;
 2. install a runtime the code needs, with the target interpreter's own
-   `-m pip`. Undo does not ask pip (or the network) for the old version: the
-   old distribution's files are preserved byte for byte and whatever pip adds
-   to site-packages is removed.
+   `-m pip` (`caffedoc.fix.pip`: undone file by file, without the network).
 The descriptor clash is fixed by rebuilding Caffe with a private static
 libprotobuf, which `caffedoc build --static-protobuf` does.
 """
@@ -17,7 +15,6 @@ libprotobuf, which `caffedoc build --static-protobuf` does.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -29,17 +26,12 @@ from packaging.version import InvalidVersion, Version
 
 from caffedoc import host
 from caffedoc.findings import Finding
+from caffedoc.fix import pip
 from caffedoc.fix.plan import Action, FixContext, manual, plans
 from caffedoc.fix.steps import RunCommand
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts
 from caffedoc.probes.protobuf import Gencode, ProtobufFacts
-
-PIP_INFO = (
-    "import sys, sysconfig; print(sysconfig.get_paths()['purelib']); "
-    "print(sys.prefix != getattr(sys, 'base_prefix', getattr(sys, 'real_prefix', sys.prefix)))"
-    "; print(sysconfig.get_paths()['stdlib'])"
-)
 
 
 def _fits(version: str | None, needs: str) -> bool:
@@ -100,62 +92,6 @@ def regenerate(
     return None
 
 
-def _pip_show(python: str, env: Mapping[str, str]) -> tuple[str | None, list[Path]]:
-    """(version, files) of the protobuf distribution pip sees in `python`."""
-    res = host.run(
-        [python, "-m", "pip", "show", "-f", "--disable-pip-version-check", "protobuf"],
-        timeout=60,
-        env=env,
-    )
-    version, location, files, listing = None, None, [], False
-    for line in res.stdout.splitlines():
-        if line.startswith("Version:"):
-            version = line.split(":", 1)[1].strip()
-        elif line.startswith("Location:"):
-            location = line.split(":", 1)[1].strip()
-        elif line.startswith("Files:"):
-            listing = True
-        elif listing and line.startswith(" ") and location:
-            files.append(Path(os.path.normpath(os.path.join(location, line.strip()))))
-    return version, files
-
-
-def pip_install(pb: ProtobufFacts, code: Gencode, env: Mapping[str, str]):
-    """The pip step, or why there is none."""
-    py = pb.python
-    if not host.run([py, "-m", "pip", "--version"], timeout=60, env=env).ok:
-        return None, f"{py} has no pip (`{py} -m ensurepip` adds it)"
-    info = host.run([py, "-c", PIP_INFO], timeout=60, env=env).stdout.split("\n")
-    if len(info) < 3:
-        return None, f"{py} did not say where it installs packages"
-    purelib, in_venv, stdlib = Path(info[0]), info[1] == "True", Path(info[2])
-    if not in_venv and (stdlib / "EXTERNALLY-MANAGED").exists():
-        return None, (
-            f"{py} is managed by the distribution (PEP 668): use a virtual environment, "
-            "or the distribution's python3-protobuf"
-        )
-    old, files = _pip_show(py, env)
-    mine = tuple(f for f in files if purelib in f.parents)
-    undo = "remove what pip added"
-    if old:
-        undo += f" and restore protobuf {old} file by file"
-    return RunCommand(
-        (
-            py,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            f"protobuf{code.needs}",
-        ),
-        preserve=mine,
-        watch=(purelib,),
-        reverse=undo,
-        timeout=900,
-    ), None
-
-
 @plans("protobuf-version-drift")
 def version_drift(facts: Facts, findings: list[Finding], ctx: FixContext) -> list[Action]:
     pb: ProtobufFacts | None = facts.get("protobuf")
@@ -171,7 +107,7 @@ def version_drift(facts: Facts, findings: list[Finding], ctx: FixContext) -> lis
             return [Action(f.id, f.title, (regen,)), *rest]
     if not code.needs:
         return [manual(f, f"{code.path} came from an unrecognised protoc"), *rest]
-    step, why = pip_install(pb, code, ctx.env)
+    step, why = pip.install(pb.python, "protobuf", f"protobuf{code.needs}", ctx.env)
     return [Action(f.id, f.title, (step,)) if step else manual(f, why), *rest]
 
 
