@@ -94,7 +94,7 @@ def shadowed_caffe(facts: Facts) -> Iterator[Hit]:
         yield Hit(
             Severity.ERROR,
             evidence,
-            fix=_fix(w, os.path.dirname(target), py),
+            fix=_fix(w, intended, os.path.dirname(target), py),
             detail=f"{w.path} wins over --caffe",
         )
         return
@@ -110,12 +110,12 @@ def shadowed_caffe(facts: Facts) -> Iterator[Hit]:
     yield Hit(
         Severity.ERROR if broken else Severity.WARNING,
         evidence,
-        fix=_fix(w, os.path.dirname(others[0].path), py),
+        fix=_fix(w, others[0], os.path.dirname(others[0].path), py),
         detail=f"{len(others) + 1} caffe packages on sys.path",
     )
 
 
-def _fix(stale: Install, intended_parent: str, py: PythonFacts | None) -> str:
+def _fix(stale: Install, intended: Install | None, parent: str, py: PythonFacts | None) -> str:
     if stale.origin == "PYTHONPATH":
         source = f"remove {stale.entry} from PYTHONPATH"
     elif stale.origin.endswith(".pth"):
@@ -124,9 +124,13 @@ def _fix(stale: Install, intended_parent: str, py: PythonFacts | None) -> str:
         source = f"run from another directory than {os.path.dirname(stale.path)}"
     else:
         source = f"move it aside (`mv {stale.path} {stale.path}.stale`; caffedoc fix can undo this)"
+    if intended is not None and intended.origin.endswith(".pth"):
+        pin = f"{intended.origin} already pins {parent}"
+    else:
+        pin = f"pin the build you mean: {_pin(parent, py)}"
     return (
-        f"If {stale.path} is the stale copy, {source}. Then pin the build you mean: "
-        f"{_pin(intended_parent, py)}; avoid sys.path.insert in scripts."
+        f"If {stale.path} is the stale copy, {source}. {pin[0].upper()}{pin[1:]}; "
+        "avoid sys.path.insert in scripts."
     )
 
 
@@ -169,7 +173,12 @@ def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
         return
     present = _found_elsewhere(cf, [n for x in links for n in x.missing])
     fix = None
-    if present:
+    if cf.tree and cf.tree.packages and w is not None and not w.in_tree:
+        fix = (
+            f"The broken copy, {w.path}, is not the --caffe build in {cf.tree.root}: stop it "
+            "from shadowing that build (see shadowed-caffe) rather than repairing it."
+        )
+    elif present:
         dirs = sorted({os.path.dirname(p) for p in present})
         fix = (
             f"{', '.join(os.path.basename(p) for p in present)} exists in {', '.join(dirs)}: "

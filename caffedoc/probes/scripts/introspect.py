@@ -9,7 +9,6 @@ import re
 import site
 import sys
 import sysconfig
-import zipfile
 
 PACKAGES = {
     "caffe": "caffe",
@@ -67,7 +66,9 @@ def distribution(entry, name):
 def find_in(entry, name, rel):
     """Where `name` lives in one sys.path entry, without importing it."""
     base = entry or os.getcwd()
-    if os.path.isfile(base) and zipfile.is_zipfile(base):
+    if os.path.isfile(base):  # a zip or egg on sys.path (zipfile is imported only then)
+        import zipfile
+
         try:
             names = zipfile.ZipFile(base).namelist()
         except Exception:
