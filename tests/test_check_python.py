@@ -4,9 +4,12 @@ compiled for the wrong Python. Each case has a healthy twin the rule must pass."
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
-from tests.fixtures.envs import check_env, pyenv_python, pyenv_series, run_check
+from tests.fixtures.envs import check_env, pyenv_python, pyenv_root, pyenv_series, run_check
 
 DRIFT = "interpreter-drift"
 # What pip's own installer writes into bin/pip: the launcher under test reads only the
@@ -175,3 +178,25 @@ def test_pycaffe_compiled_against_numpy2_under_numpy2(
     assert "numpy-abi" not in res.ids()
     assert res.facts["caffe"]["import_attempt"]["ok"] is True
     assert res.facts["caffe"]["installs"][0]["extension"]["numpy_headers"] == "2.x"
+
+
+def test_pyenv_shims_are_followed_as_pyenv_does(make_venv, tmp_path):
+    root = pyenv_root()
+    py27 = pyenv_python("2.7")
+    if root is None or not (root / "shims" / "pip").exists():
+        pytest.skip("needs pyenv with its shims (see .ci/run)")
+    venv = make_venv("3.9")
+    env = check_env(
+        tmp_path / "home", root / "shims", venv.bin, PYENV_ROOT=str(root),
+        PYENV_VERSION=py27.parent.parent.name,
+    )  # fmt: skip
+    res = run_check(venv.python, env, tmp_path)
+
+    # pyenv's own answer, for comparison
+    pyenv = shutil.which("pyenv") or root / "bin" / "pyenv"
+    which = subprocess.run([pyenv, "which", "pip"], env=env, capture_output=True, text=True)
+    assert which.returncode == 0, which.stderr
+    commands = {c["name"]: c for c in res.facts["python"]["commands"] if c["first_on_path"]}
+    assert commands["pip"]["via"] == f"pyenv shim → {which.stdout.strip()}"
+    [f] = res.findings(DRIFT)
+    assert any(f"installs into {py27.parent.parent} (Python 2.7" in e for e in f["evidence"])

@@ -196,7 +196,7 @@ def _located(items: list[dict[str, Any]], info: dict[str, Any]) -> tuple[Located
 
 def _introspect(python: str, ctx: Context) -> Interpreter:
     script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
-    res = host.run([python, "-c", script], timeout=ctx.timeout, env=ctx.env)
+    res = host.run([executable(python, ctx.env), "-c", script], timeout=ctx.timeout, env=ctx.env)
     if not res.ok:
         why = res.describe()
         tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
@@ -234,7 +234,8 @@ def introspect(ctx: Context, python: str | os.PathLike[str]) -> Interpreter:
 
 def _import_attempt(ctx: Context) -> ImportAttempt:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
-    res = host.run([ctx.python, "-c", script], timeout=ctx.timeout, env=ctx.env)
+    exe = executable(str(ctx.python), ctx.env)
+    res = host.run([exe, "-c", script], timeout=ctx.timeout, env=ctx.env)
     steps: dict[str, dict[str, Any]] = {}
     for line in res.stdout.splitlines():
         if line.startswith(MARK):
@@ -355,27 +356,45 @@ def _resolve_env(name: str, env: Mapping[str, str], shims: str | None) -> str | 
     return None
 
 
+def _through_shim(name: str, env: Mapping[str, str], pyenv: tuple) -> str | None:
+    """What pyenv's shim `name` runs: the first selected version that has it."""
+    root, versions = pyenv
+    for v in versions:
+        if v == "system":
+            cand = _resolve_env(name, env, os.path.join(root, "shims"))
+        else:
+            cand = os.path.join(root, "versions", v, "bin", name)
+        if cand and os.path.isfile(cand):
+            return cand
+    return None
+
+
+def _pyenv(env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """(pyenv root, the versions it selects here), or ("", ()) without pyenv."""
+    home = env.get("HOME", "")
+    root = env.get("PYENV_ROOT") or (os.path.join(home, ".pyenv") if home else "")
+    root = root if root and os.path.isdir(root) else ""
+    return root, _pyenv_versions(env, root) if root else ()
+
+
+def executable(python: str, env: Mapping[str, str]) -> str:
+    """The interpreter itself when `python` is a pyenv shim: the shim costs ~0.1 s a call."""
+    if not _is_pyenv_shim(host.read_text(python, limit=4096) or ""):
+        return python
+    pyenv = _pyenv(env)
+    return (pyenv[0] and _through_shim(os.path.basename(python), env, pyenv)) or python
+
+
 def _command(
     name: str, path: str, dirs: list[str], first: bool, env: Mapping[str, str], pyenv: tuple
 ) -> Command:
-    root, versions = pyenv
-    shims = os.path.join(root, "shims") if root else None
     kind = "pip" if name.startswith("pip") else "python"
     base = Command(name, path, tuple(dirs), first, kind=kind)
     target, shim = path, None
     if _is_pyenv_shim(host.read_text(path, limit=4096) or ""):
-        target = None
-        for v in versions:
-            cand = (
-                _resolve_env(name, env, shims)
-                if v == "system"
-                else os.path.join(root, "versions", v, "bin", name)
-            )
-            if cand and os.path.isfile(cand):
-                target = cand
-                break
+        target = _through_shim(name, env, pyenv)
         if target is None:
-            note = f"pyenv selects {', '.join(versions)}, which has no {name}"
+            note = f"pyenv selects {', '.join(pyenv[1])}, which has no {name}"
             return replace(base, via="pyenv shim", note=note)
         shim = f"pyenv shim → {target}"
     first_line, runs, how = _shebang(target)
@@ -402,10 +421,7 @@ def _command(
 
 def find_commands(env: Mapping[str, str]) -> tuple[tuple[Command, ...], tuple]:
     """Every python*/pip* in the usual places, each followed to its interpreter."""
-    home = env.get("HOME", "")
-    root = env.get("PYENV_ROOT") or (os.path.join(home, ".pyenv") if home else "")
-    root = root if root and os.path.isdir(root) else ""
-    pyenv = (root, _pyenv_versions(env, root) if root else ())
+    pyenv = _pyenv(env)
     path_dirs = [os.path.realpath(d) for d in env.get("PATH", "").split(os.pathsep) if d]
     where: dict[str, list[str]] = {}
     order: list[tuple[str, str]] = []
