@@ -130,6 +130,17 @@ def test_diagnose_returns_findings_with_quoted_lines():
     assert finding.references == knowledge.get("cudnn-version").references
 
 
+def test_a_failure_inside_a_successful_looking_build_log():
+    """Configure chatter ('Could NOT find Boost: missing: python-py311') loses to the error."""
+    configure = (LOGS / "none" / "successful-debian12-05-configure.log").read_bytes()
+    compile_ = (LOGS / "none" / "successful-debian12-06-compile.log").read_bytes()
+    error = (LOGS / "cudnn-version" / "waifu2x-colab.log").read_bytes()
+    result = explain_stream(io.BytesIO(configure + compile_ + error))
+    assert [m.problem.id for m in result.matches] == ["cudnn-version"]
+    first = configure.count(b"\n") + compile_.count(b"\n") + 10  # the error's line in the excerpt
+    assert result.matches[0].evidence[0].line == first
+
+
 # Messy logs ------------------------------------------------------------------
 
 CLASH = LOGS / "protobuf-descriptor-clash" / "fast-rcnn-cv2.log"
