@@ -118,6 +118,16 @@ def test_neither_module_importable_is_said_plainly(tmp_path, target_python):
     assert "cv2 does not import in" in text
 
 
+def test_without_cv2_the_orders_are_not_tried(tmp_path, target_python):
+    """A Caffe with no OpenCV installed: nothing to clash, and no import paid for it."""
+    mods = module_dir(tmp_path / "mods", proto_module(target_python, "caffe"))
+    report, _ = check(target_python.python, env_with(mods))
+    assert not ids(report, "opencv"), report["findings"]
+    runs = report["facts"]["opencv"]["runs"]
+    assert all(r["skipped"] and r["imported"] == [] for r in runs), runs
+    assert "cv2" in report["facts"]["opencv"]["import_errors"]
+
+
 @pytest.mark.caffe
 def test_real_caffe_beside_pip_opencv_is_clean(built_caffe):
     """The project's own Caffe build with the venv's cv2: both orders import."""

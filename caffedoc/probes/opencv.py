@@ -28,6 +28,26 @@ import os, sys
 def say(*parts):
     sys.stdout.write('\\t'.join(['CAFFEDOC'] + [str(p) for p in parts]) + '\\n')
     sys.stdout.flush()
+def findable(name):
+    try:
+        import importlib.util
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        import imp
+        try:
+            imp.find_module(name)
+            return True
+        except ImportError:
+            return False
+    except Exception:
+        return True
+absent = [n for n in sys.argv[1:] if not findable(n)]
+for name in absent:
+    say('error', name, "ModuleNotFoundError: No module named '%s'" % name)
+if absent:
+    say('skipped')
+    say('done')
+    sys.exit(0)
 for name in sys.argv[1:]:
     say('start', name)
     try:
@@ -63,6 +83,7 @@ class ImportRun:
     import_errors: dict[str, str]  # module → "ModuleNotFoundError: No module named 'cv2'"
     died_in: str | None  # the module whose import was under way when the process died
     finished: bool  # every import was attempted and reported
+    skipped: bool  # not attempted: one of the modules is not installed at all
     ended: str  # host.Result.describe(): exit status, signal or timeout
     returncode: int | None
     signal: str | None
@@ -148,6 +169,7 @@ def _run(ctx: Context, order: tuple[str, ...]) -> tuple[ImportRun, list[list[str
             import_errors=errors,
             died_in=died_in,
             finished=finished,
+            skipped=any(t[0] == "skipped" for t in tags),
             ended=res.describe().replace(CHILD, repr("; ".join(f"import {m}" for m in order))),
             returncode=res.returncode,
             signal=res.signal_name,
@@ -176,6 +198,8 @@ def _summarize(f: OpencvFacts) -> list[str]:
             how = f"died in import {run.died_in} ({run.signal or 'timed out'})"
             said = [ln for ln in run.stderr_tail if "ERROR" in ln or "FATAL" in ln]
             how += f": {said[0].split('] ', 1)[-1].strip()}" if said else ""
+        elif run.skipped:
+            how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"
         elif run.import_errors:
             how = "import error (" + ", ".join(sorted(run.import_errors)) + ")"
         else:
