@@ -21,6 +21,7 @@ from pathlib import Path
 
 from caffedoc import host
 from caffedoc.probes import Context, probe
+from caffedoc.probes.python import introspect
 
 # Libraries of the toolkit and cuDNN that a CUDA build of Caffe links.
 CUDA_LIB = re.compile(
@@ -517,35 +518,14 @@ def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
         )
         for pattern in patterns:
             out += [(Path(p), "--caffe") for p in sorted(glob.glob(str(ctx.caffe_dir / pattern)))]
-    package = _caffe_package(ctx)
-    if package:
-        found = sorted(glob.glob(str(package / "_caffe*.so")))
-        out += [(Path(p), "the interpreter's caffe package") for p in found]
+    # The python area has already asked the interpreter where `import caffe` comes from.
+    winner = introspect(ctx, ctx.python).winner("caffe")
+    if winner is not None:
+        out += [(Path(p), "the interpreter's caffe package") for p in winner.extensions]
     unique: dict[str, tuple[Path, str]] = {}
     for path, how in sorted(out, key=lambda c: c[0].is_symlink()):  # real names first
         unique.setdefault(os.path.realpath(path), (path, how))
     return list(unique.values())
-
-
-# Runs in the diagnosed interpreter (Python 2.7 too): where `import caffe` would come from.
-FIND_CAFFE = """
-try:
-    import importlib.util as u
-    s = u.find_spec('caffe')
-    print((list(s.submodule_search_locations or []) or [''])[0] if s else '')
-except ImportError:
-    import imp
-    try:
-        print(imp.find_module('caffe')[1])
-    except ImportError:
-        print('')
-"""
-
-
-def _caffe_package(ctx: Context) -> Path | None:
-    res = host.run([ctx.python, "-c", FIND_CAFFE], timeout=ctx.timeout, env=ctx.env)
-    where = res.stdout.strip()
-    return Path(where) if res.ok and where and os.path.isdir(where) else None
 
 
 def _caffe_libraries(
