@@ -98,7 +98,8 @@ def _execute_locked(plan: Plan, out: TextIO) -> Outcome:
     if plan.origin.kind != "apt":
         verify_origin(plan)
     record = install.read_record(plan.prefix)
-    if record and record.get("key") == plan.key and not install.unresolved(plan.prefix):
+    # The key covers the -dev package versions, so a removed system library means a miss.
+    if record and record.get("key") == plan.key:
         cache = "prefix"
         out.write(f"cache hit: {plan.prefix} already holds this build ({plan.key[:16]})\n")
         outcome = Outcome(plan.prefix, plan.python.path, cache, 0.0)
