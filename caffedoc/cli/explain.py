@@ -1,6 +1,8 @@
-"""`caffedoc explain`."""
+"""`caffedoc explain`.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: typer on Python 3.9 cannot read
+`Annotated` options from string annotations (`--json` would become `--as-json`).
+"""
 
 import json
 import sys
