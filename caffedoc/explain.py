@@ -20,6 +20,7 @@ evidence is no longer searched for.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import io
 import re
@@ -234,13 +235,25 @@ class _Anchors:
             yield start, end, [found[i] for i in sorted(found)]
 
 
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """The stream's bytes as UTF-8 where it is UTF-16 (PowerShell's `>` writes that)."""
+    block = stream.read(CHUNK_BYTES)
+    if not block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        while block:
+            yield block
+            block = stream.read(CHUNK_BYTES)
+        return
+    decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
+    while block:
+        yield decoder.decode(block).encode("utf-8")
+        block = stream.read(CHUNK_BYTES)
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:
     """Whole lines, a few megabytes at a time; an endless line is cut into pieces."""
     carry = b""
-    while True:
-        block = stream.read(CHUNK_BYTES)
-        if not block:
-            break
+    for block in _blocks(stream):
         data = carry + block
         cut = data.rfind(b"\n") + 1
         if cut == 0:

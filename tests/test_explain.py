@@ -170,6 +170,13 @@ def test_windows_line_endings_keep_line_numbers():
     )
 
 
+def test_a_utf16_log_from_windows_reads_the_same():
+    plain = CLASH.read_bytes()
+    wide = plain.decode("utf-8").encode("utf-16")  # with a byte-order mark, as PowerShell writes
+    assert lines_of(wide) == lines_of(plain)
+    assert lines_of(wide.replace(b"\n\x00", b"\r\x00\n\x00")) == lines_of(plain)
+
+
 def test_binary_junk_and_invalid_utf8_do_not_stop_it():
     rng = random.Random(7)
     junk = bytes(rng.randrange(256) for _ in range(200_000))
