@@ -4,8 +4,12 @@ pyenv Python, a caffe_pb2.py from a known protoc, venvs with chosen protobuf rel
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -119,3 +123,39 @@ def test_too_old_runtime_is_upgraded_with_the_interpreters_own_pip(
     assert fingerprint(venv.site) == before
     assert protobuf_version(venv, env) == "3.19.6"
     assert drift(venv, env, tmp_path) == ["error"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a tree to another user")
+def test_root_regenerates_another_users_file_as_that_user(
+    make_venv, build_pycaffe, gencode, caffe_proto, tmp_path
+):
+    venv = make_venv("3.9", "protobuf==4.25.8")
+    where = Path(tempfile.mkdtemp(prefix="caffedoc-fix-owner-"))
+    try:
+        where.chmod(0o755)
+        tree = build_pycaffe(where / "caffe", pyenv_python("3.9"), gencode("descriptors"))
+        proto = tree.root / "src" / "caffe" / "proto" / "caffe.proto"
+        proto.parent.mkdir(parents=True)
+        shutil.copy2(caffe_proto, proto)
+        nobody = pwd.getpwnam("nobody")
+        for p in [tree.root, *tree.root.rglob("*")]:
+            os.lchown(p, nobody.pw_uid, nobody.pw_gid)
+        env = check_env(
+            tmp_path / "home",
+            venv.bin,
+            PYTHONPATH=str(tree.python_dir),
+            CAFFEDOC_STATE_DIR=str(tmp_path / "state"),
+        )
+        before = fingerprint(tree.pb2)
+
+        done = fix_cli("--python", str(venv.python), "--only", DRIFT, "--yes", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "run as nobody: " in done.stdout
+        assert tree.pb2.stat().st_uid == nobody.pw_uid
+        assert "_builder" in tree.pb2.read_text()
+        assert imports(venv, env).stdout.split() == ["0", "1"]
+
+        assert fix_cli("--undo", env=env).returncode == 0
+        assert fingerprint(tree.pb2) == before
+    finally:
+        shutil.rmtree(where)

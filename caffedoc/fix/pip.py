@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.fix.steps import RunCommand
+from caffedoc.fix.steps import RunCommand, owner
 
 # Runs in the target interpreter (Python 2.7 too): where pip installs, whether it is
 # a virtual environment, and where the PEP 668 marker would be.
@@ -68,5 +68,10 @@ def install(
         reverse += f" and restore {dist} {old} file by file"
     argv = (python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input")
     return RunCommand(
-        (*argv, requirement), preserve=mine, watch=sites, reverse=reverse, timeout=900
+        (*argv, requirement),
+        preserve=mine,
+        watch=sites,
+        reverse=reverse,
+        timeout=900,
+        owner=owner(sites[0]),
     ), None

@@ -28,7 +28,7 @@ from caffedoc import host
 from caffedoc.findings import Finding
 from caffedoc.fix import pip
 from caffedoc.fix.plan import Action, FixContext, manual, plans
-from caffedoc.fix.steps import RunCommand
+from caffedoc.fix.steps import RunCommand, owner
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts
 from caffedoc.probes.protobuf import Gencode, ProtobufFacts
@@ -88,6 +88,7 @@ def regenerate(
                 preserve=(pb2,),
                 reverse=f"restore the previous caffe_pb2.py (made by {code.generated_by})",
                 timeout=120,
+                owner=owner(pb2.parent),
             )
     return None
 

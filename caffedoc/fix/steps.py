@@ -68,6 +68,16 @@ def can_write_in(directory: Path) -> bool:
     return os.access(probe, os.W_OK | os.X_OK)
 
 
+def owner(path: Path) -> int | None:
+    """The uid owning `path`, or its nearest existing ancestor."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
 def current_user() -> str:
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
@@ -200,7 +210,9 @@ class RunCommand:
     `preserve` are the files and trees it may change: recorded in full before it
     runs, put back exactly on undo. `watch` are directories where it may create
     entries (a site-packages, a library directory): undo removes what it added.
-    `reverse` says in words how undo reverses it, for the plan.
+    `reverse` says in words how undo reverses it, for the plan. `owner` is the
+    uid owning what it changes: root runs it as that user (through setpriv), so a
+    user's venv or tree stays theirs.
     """
 
     argv: tuple[str, ...]
@@ -209,12 +221,22 @@ class RunCommand:
     reverse: str = ""
     timeout: float = 600.0
     env: Mapping[str, str] = field(default_factory=dict)
+    owner: int | None = None
 
     kind = "run"
 
+    def _become(self) -> pwd.struct_passwd | None:
+        if self.owner in (None, 0) or os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwuid(self.owner)
+        except KeyError:
+            return None
+
     def describe(self) -> str:
         undo = f"; undo: {self.reverse}" if self.reverse else ""
-        user = "root" if self.needs_root() else current_user()
+        become = self._become()
+        user = "root" if self.needs_root() else become.pw_name if become else current_user()
         return f"run as {user}: {shlex.join(self.argv)}{undo}"
 
     def shell(self, sudo: str = "") -> str:
@@ -233,7 +255,13 @@ class RunCommand:
                 "created": None,
             }
         )
-        res = host.run(self.argv, timeout=self.timeout, env={**env, **self.env})
+        argv, env = self.argv, {**env, **self.env}
+        become = self._become()
+        if become is not None:
+            ids = [f"--reuid={become.pw_uid}", f"--regid={become.pw_gid}", "--init-groups"]
+            argv = ("setpriv", *ids, "--", *argv)
+            env.update(HOME=become.pw_dir, USER=become.pw_name, LOGNAME=become.pw_name)
+        res = host.run(argv, timeout=self.timeout, env=env)
         rec["created"] = created(rec["dirs"])
         journal.save()
         if not res.ok:
