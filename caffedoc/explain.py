@@ -9,13 +9,13 @@ database: caffe.proto") suffices while generic ones ("Segmentation fault") only
 add weight to others.
 
 Logs are big and dirty: a build log can be 100 MB of compiler output with
-colours, Windows line endings, binary junk and bytes that are not UTF-8. So the
-log is read in binary chunks and never decoded as a whole: each signature has
-an anchor, a literal that every line it matches must contain (derived from the
-pattern itself), and only lines holding an anchor (found with `bytes.find`, a
-fast scan of memory) are decoded and matched. Each signature keeps only its
-first few lines as evidence, and an anchor whose signatures all have enough
-evidence is no longer searched for.
+colours, Windows line endings, binary junk, bytes that are not UTF-8, or UTF-16
+from PowerShell. So the log is read in binary chunks and never decoded as a
+whole: each signature has anchors, literals of which every line it matches
+holds one (derived from the pattern itself); one Aho-Corasick pass over a chunk
+finds the lines holding any anchor, and only those are decoded and matched.
+Each signature keeps only its first few lines as evidence, and its anchors are
+dropped once it has them.
 """
 
 from __future__ import annotations
