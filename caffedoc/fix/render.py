@@ -57,7 +57,10 @@ def render_result(o: Outcome) -> str:
         return ""
     if o.status == "needs-root":
         lines = [f"Not changed: {o.reason}. Run as root, for example:"]
-        return "\n".join(lines + [f"    {c}" for c in o.root_commands])
+        lines += [f"    {c}" for c in o.root_commands]
+        return "\n".join(
+            [*lines, "or the whole fix: `sudo caffedoc fix --yes` with these options."]
+        )
     if o.status == "planned":
         if any(a.automatic for a in o.actions):
             return "Nothing was changed. Run `caffedoc fix --yes` to apply the steps above."
