@@ -606,6 +606,8 @@ def _summarize(f: CudaFacts) -> list[str]:
         lines.append(f"NVIDIA driver {d.version}, supports CUDA {d.cuda_version or '?'}; {gpus}")
     elif d.error:
         lines.append(f"NVIDIA driver: nvidia-smi failed: {d.error}")
+    elif d.version:
+        lines.append(f"NVIDIA kernel driver {d.version} is loaded, but there is no nvidia-smi")
     else:
         lines.append("No NVIDIA GPU or driver here (no nvidia-smi): Caffe can run in CPU mode only")
     if f.cudnn_headers:
