@@ -340,7 +340,10 @@ def gpu_driver(facts: Facts) -> Iterator[Hit]:
         for lib in gpu_builds:
             yield Hit(
                 Severity.WARNING,
-                (f"{lib.path} is a GPU build, and there is no NVIDIA driver (no nvidia-smi)",),
+                (
+                    f"{lib.path} is a GPU build, and no GPU can be seen here (no nvidia-smi"
+                    + (f"; kernel driver {d.version} loaded)" if d.version else ")"),
+                ),
                 "On this machine only CPU mode works (caffe.set_mode_cpu()); for a machine "
                 "without a GPU build a CPU-only Caffe: `caffedoc build --cpu-only`.",
                 detail="GPU build without a GPU",
