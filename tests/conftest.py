@@ -1,10 +1,10 @@
 """Shared fixtures: each fixture module builds one kind of real environment."""
 
+from __future__ import annotations
+
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,8 +23,3 @@ def caffedoc(
         env=env,
         cwd=cwd,
     )
-
-
-@pytest.fixture
-def run_caffedoc():
-    return caffedoc

@@ -1,6 +1,8 @@
-"""`caffedoc check`."""
+"""`caffedoc check`.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: typer reads these annotations at
+run time, and on Python 3.9 it would not see the Annotated options.
+"""
 
 import json
 import os
