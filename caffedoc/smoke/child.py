@@ -46,24 +46,34 @@ def stage(name):
     emit("stage", stage=name)
 
 
-def cuda_device_count():
-    """(count, why) from the libcudart this Caffe loaded; count is None when it cannot tell."""
+CUDA_ERRORS = {35: "the driver is older than the CUDA runtime", 100: "no CUDA-capable device"}
+
+
+def cuda_libraries():
+    """The CUDA libraries this process has loaded (after `import caffe`); None: cannot tell."""
     try:
         with open("/proc/self/maps") as fh:
-            libs = set(line.split()[-1] for line in fh if ".so" in line)
+            paths = set(line.split()[-1] for line in fh if ".so" in line)
     except (IOError, OSError):
-        return None, "cannot read /proc/self/maps"
-    cudart = [p for p in libs if os.path.basename(p).startswith("libcudart.so")]
-    if not cudart and not any("libcublas" in p for p in libs):
-        return 0, "this Caffe was built CPU_ONLY (it loads no CUDA library)"
+        return None
+    names = ("libcudart.so", "libcublas.so", "libcurand.so")
+    return [p for p in paths if os.path.basename(p).startswith(names)]
+
+
+def gpu_count(libs):
+    """(count, why): CUDA devices the loaded libcudart sees; count None when it cannot tell."""
+    cudart = [p for p in libs or () if os.path.basename(p).startswith("libcudart.so")]
     if not cudart:
-        return None, "this Caffe links the CUDA runtime statically"
+        return None, "the CUDA runtime is not loaded as a library"
     import ctypes
 
     count = ctypes.c_int(0)
-    code = ctypes.CDLL(cudart[0]).cudaGetDeviceCount(ctypes.byref(count))
+    try:
+        code = ctypes.CDLL(cudart[0]).cudaGetDeviceCount(ctypes.byref(count))
+    except (OSError, AttributeError) as exc:
+        return None, "cannot ask %s: %s" % (cudart[0], exc)
     if code != 0:
-        return 0, "cudaGetDeviceCount failed with CUDA error %d" % code
+        return 0, "cudaGetDeviceCount: CUDA error %d (%s)" % (code, CUDA_ERRORS.get(code, "?"))
     return count.value, "%d CUDA device(s)" % count.value
 
 
@@ -72,14 +82,20 @@ def choose_device(caffe, mode, device):
     if mode == "cpu":
         caffe.set_mode_cpu()
         return "cpu", "cpu", "asked for the CPU"
-    count, why = cuda_device_count()
+    libs = cuda_libraries()
+    if libs == []:
+        if mode == "gpu":
+            raise Failed("cpu-only", "asked for GPU %d, but this Caffe was built CPU_ONLY" % device)
+        caffe.set_mode_cpu()
+        return "cpu", "cpu", "this Caffe was built CPU_ONLY"
+    count, why = gpu_count(libs)
     if mode == "auto":
         usable = count > 0 if count is not None else os.path.exists("/dev/nvidia0")
         if not usable:
             caffe.set_mode_cpu()
             return "cpu", "cpu", "no usable GPU: " + why
     elif count == 0:
-        raise Failed("no-gpu", "asked for GPU %d, but %s" % (device, why))
+        raise Failed("no-gpu", "asked for GPU %d: %s" % (device, why))
     elif count is not None and device >= count:
         raise Failed("no-gpu", "asked for GPU %d, but there are %d" % (device, count))
     caffe.set_device(device)

@@ -29,6 +29,9 @@ NUMPY_ABI_WORDS = ("numpy.core.multiarray failed to import", "compiled using num
 PIP_NAMES = {"skimage": "scikit-image", "google": "protobuf", "yaml": "pyyaml", "PIL": "pillow"}
 # Problems whose own knowledge-base entry is about what the child reported.
 CHILD_KINDS = {"no-gpu": "gpu-driver", "stuck-loss": "memorydata-input"}
+# Stages after set_input_arrays: the child's log then comes from a MemoryData net.
+FED_STAGES = ("feed", "train", "test", "snapshot")
+FED_CONTEXT = "caffedoc smoke: a MemoryData net fed by set_input_arrays"
 LOG_TAIL = 6  # lines of the child's log kept as evidence when nothing recognizes it
 
 
@@ -36,7 +39,7 @@ def diagnose(res: host.Result, report: Report, python: Path) -> Finding:
     """The one finding that best explains a failed smoke step."""
     fail = report.last("fail") or {}
     how = _how_it_ended(res, report)
-    known = _from_child(fail, python) or _from_log(report.log)
+    known = _from_child(fail, python) or _from_log(report)
     if known is not None:
         return dataclasses.replace(known, evidence=(how, *known.evidence))
     evidence = [how]
@@ -68,6 +71,12 @@ def _from_child(fail: dict, python: Path) -> Finding | None:
         return _import_finding(fail.get("piece", "caffe"), message, python)
     if kind in CHILD_KINDS:
         return finding(CHILD_KINDS[kind], Hit(Severity.ERROR, (message,)))
+    if kind == "cpu-only":
+        fix = "Run it on the CPU (--cpu), or build a CUDA Caffe for this machine (caffedoc build)."
+        return finding(
+            "smoke-failed",
+            Hit(Severity.ERROR, (message,), fix=fix, detail="a GPU asked of a CPU_ONLY Caffe"),
+        )
     return None
 
 
@@ -90,11 +99,15 @@ def _import_finding(piece: str, message: str, python: Path) -> Finding:
     return finding(pid, Hit(Severity.ERROR, evidence, fix=fix))
 
 
-def _from_log(log: str) -> Finding | None:
+def _from_log(report: Report) -> Finding | None:
     """The likeliest known problem in the child's log, by explain's signatures."""
-    try:
-        from caffedoc.explain import diagnose as explain
-    except ImportError:  # explain is written alongside; until then only the child's signals
+    from caffedoc.explain import diagnose as explain
+
+    text = report.log
+    if report.stage in FED_STAGES:  # what the log cannot say: the net is fed from memory
+        text = f"{FED_CONTEXT} (stage {report.stage})\n{text}"
+    found = explain(text)
+    if not found:
         return None
-    found = explain(log)
-    return found[0] if found else None
+    evidence = tuple(e for e in found[0].evidence if FED_CONTEXT not in e)
+    return dataclasses.replace(found[0], evidence=evidence)

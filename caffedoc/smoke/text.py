@@ -8,9 +8,9 @@ from caffedoc.smoke.runner import SmokeResult
 
 def render_text(result: SmokeResult) -> str:
     verdict = "passed" if result.passed else "FAILED"
-    where = result.device or f"{result.mode} mode"
+    where = f"on {result.device}" if result.device else f"({result.mode} mode)"
     why = f" ({result.why_device})" if result.why_device else ""
-    lines = [f"smoke: {verdict} on {where}{why} in {result.seconds:.1f} s"]
+    lines = [f"smoke: {verdict} {where}{why} in {result.seconds:.1f} s"]
     v = result.versions
     if v:
         lines.append(
