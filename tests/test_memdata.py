@@ -15,7 +15,7 @@ import pytest
 
 from caffedoc import host
 from caffedoc.smoke.diagnosis import diagnose
-from caffedoc.smoke.runner import Report
+from caffedoc.smoke.runner import ChildReport
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.caffe
@@ -252,7 +252,7 @@ def test_unfed_test_net_aborts_and_smoke_names_memorydata_input(lab, built_caffe
     res = lab("test-net-raw", solver="tests-at-0")
     assert res.signal_name == "SIGABRT", res.output
     assert "Check failed: data_" in res.stderr
-    finding = diagnose(res, Report.parse(res), built_caffe.python)
+    finding = diagnose(res, ChildReport.parse(res), built_caffe.python)
     assert finding.id == "memorydata-input"
     helped = lab("test-net-helped", solver="tests-at-0")
     assert helped.ok, helped.output

@@ -20,7 +20,7 @@ import pytest
 from caffedoc import host
 from caffedoc.smoke import run_smoke
 from caffedoc.smoke.diagnosis import diagnose
-from caffedoc.smoke.runner import TAG, Report
+from caffedoc.smoke.runner import TAG, ChildReport
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import overlay_venv
 
@@ -207,7 +207,7 @@ def child_ended(stage: str, returncode: int, stderr: str = "", fail: dict | None
     lines = [{"event": "stage", "stage": stage}, *([{"event": "fail", **fail}] if fail else [])]
     stdout = "".join(f"{TAG}{json.dumps(e)}\n" for e in lines)
     res = host.Result(("python", "child.py"), returncode, stdout, stderr, 1.0)
-    return res, Report.parse(res)
+    return res, ChildReport.parse(res)
 
 
 def test_cublas_abort_while_training_is_memorydata_input():
@@ -231,3 +231,21 @@ def test_stuck_loss_is_memorydata_input():
     found = diagnose(res, report, Path("python"))
     assert found.id == "memorydata-input"
     assert "the training loss is stuck at 87.3365" in found.evidence
+
+
+@pytest.mark.caffe
+def test_default_interpreter_is_the_one_the_last_build_pinned(built_caffe, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "last-build.json").write_text(json.dumps({"python": str(built_caffe.python)}))
+    bare = tmp_path / "bin"  # a PATH whose python3 has no caffe: only the record can lead there
+    bare.mkdir()
+    (bare / "python3").symlink_to(sys.executable)
+    env = {**built_caffe.env, "CAFFEDOC_CACHE_DIR": str(cache), "PATH": f"{bare}:/usr/bin:/bin"}
+    res = caffedoc("smoke", "--cpu", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"at {built_caffe.python}" in res.stdout
+    (cache / "last-build.json").unlink()
+    res = caffedoc("smoke", "--cpu", env=env)
+    assert res.returncode == 1
+    assert f"python at {bare / 'python3'}" in res.stdout

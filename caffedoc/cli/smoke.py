@@ -12,6 +12,9 @@ import typer
 from caffedoc.cli import options
 from caffedoc.errors import CaffedocError
 
+# Written by `caffedoc build` under caffedoc's cache root: {"python": "/path/to/python", ...}
+LAST_BUILD = "last-build.json"
+
 
 def smoke(
     python: Annotated[
@@ -56,6 +59,12 @@ def smoke(
 
 
 def _default_python(env: dict[str, str]) -> Path:
+    """The interpreter the last `caffedoc build` pinned, else python3 on PATH."""
+    from caffedoc.build.paths import cache_root
     from caffedoc.probes import default_python
 
-    return default_python(env)
+    try:
+        pinned = Path(json.loads((cache_root() / LAST_BUILD).read_text())["python"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pinned = None
+    return pinned if pinned is not None and pinned.exists() else default_python(env)

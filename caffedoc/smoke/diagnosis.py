@@ -15,7 +15,7 @@ from pathlib import Path
 from caffedoc import host, knowledge
 from caffedoc.detect import finding
 from caffedoc.findings import Finding, Hit, Severity
-from caffedoc.smoke.runner import Report
+from caffedoc.smoke.runner import ChildReport
 
 # The piece of `import caffe` that failed → the problem it points to.
 IMPORT_PIECES = {
@@ -35,7 +35,7 @@ FED_CONTEXT = "caffedoc smoke: a MemoryData net fed by set_input_arrays"
 LOG_TAIL = 6  # lines of the child's log kept as evidence when nothing recognizes it
 
 
-def diagnose(res: host.Result, report: Report, python: Path) -> Finding:
+def diagnose(res: host.Result, report: ChildReport, python: Path) -> Finding:
     """The one finding that best explains a failed smoke step."""
     fail = report.last("fail") or {}
     how = _how_it_ended(res, report)
@@ -50,7 +50,7 @@ def diagnose(res: host.Result, report: Report, python: Path) -> Finding:
     return finding("smoke-failed", Hit(Severity.ERROR, tuple(evidence), fix=fix))
 
 
-def _how_it_ended(res: host.Result, report: Report) -> str:
+def _how_it_ended(res: host.Result, report: ChildReport) -> str:
     stage = report.stage or "start"
     if res.error:
         return f"the smoke step could not start {res.argv[0]}: {res.error}"
@@ -99,7 +99,7 @@ def _import_finding(piece: str, message: str, python: Path) -> Finding:
     return finding(pid, Hit(Severity.ERROR, evidence, fix=fix))
 
 
-def _from_log(report: Report) -> Finding | None:
+def _from_log(report: ChildReport) -> Finding | None:
     """The likeliest known problem in the child's log, by explain's signatures."""
     from caffedoc.explain import diagnose as explain
 

@@ -24,14 +24,14 @@ MODES = ("auto", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
-class Report:
+class ChildReport:
     """What the child said (its tagged lines) and everything else it printed."""
 
     events: tuple[dict, ...]
     log: str
 
     @classmethod
-    def parse(cls, res: host.Result) -> Report:
+    def parse(cls, res: host.Result) -> ChildReport:
         events, other = [], []
         for line in res.stdout.splitlines():
             if line.startswith(TAG):
@@ -106,7 +106,7 @@ def run_smoke(
         res = host.run(
             [python, CHILD, work, mode, str(device)], timeout=timeout, env=child_env, cwd=work
         )
-    report = Report.parse(res)
+    report = ChildReport.parse(res)
     chosen = report.last("device") or {}
     train = report.last("train") or {}
     test = report.last("test") or {}

@@ -17,6 +17,8 @@ def render_text(result: SmokeResult) -> str:
             f"    python {v.get('python')} at {result.python}: numpy {v.get('numpy')}, "
             f"protobuf {v.get('protobuf')}, caffe {v.get('caffe')} from {v.get('caffe_path')}"
         )
+    else:
+        lines.append(f"    python at {result.python}")
     if result.loss_start is not None and result.loss_end is not None:
         lines.append(
             f"    train: loss {result.loss_start:.4f} -> {result.loss_end:.4f} "
