@@ -72,6 +72,18 @@ def test_caffe_tree_pinned_is_found(venv, tree, tmp_path):
     )
 
 
+def test_pin_by_an_executable_pth_line(venv, tree, tmp_path):
+    built = tree("caffe")
+    pth = venv.site / "zz-caffe.pth"  # sorts last, but inserts at the front of sys.path
+    pth.write_text(f"import sys; sys.path.insert(0, '{built.python_dir}')\n")
+    res = run_check(venv.python, check_env(tmp_path / "home", venv.bin), tmp_path)
+
+    [install] = res.facts["caffe"]["installs"]
+    assert install["origin"] == str(pth)
+    assert res.facts["python"]["target"]["sys_path"][1] == str(built.python_dir)  # after ''
+    assert res.facts["caffe"]["import_attempt"]["ok"] is True
+
+
 def test_stale_caffe_on_pythonpath_shadows_the_build(venv, tree, tmp_path):
     built, stale = tree("caffe"), tree("old-caffe")
     built.pin(venv)
@@ -160,7 +172,10 @@ def test_real_caffe_built_by_the_recipe(built_caffe, tmp_path):
     env["PATH"] = f"{built_caffe.python.parent}:{env.get('PATH', '')}"
     res = run_check(built_caffe.python, env, tmp_path, "--caffe", str(built_caffe.prefix))
 
-    assert res.facts["caffe"]["import_attempt"]["ok"] is True, res.facts["caffe"]["import_attempt"]
+    caffe = res.facts["caffe"]
+    assert caffe["import_attempt"]["ok"] is True, caffe["import_attempt"]
+    [install] = [i for i in caffe["installs"] if i["wins"]]
+    assert install["in_tree"] and install["origin"].endswith(".pth")
     assert not MINE & res.ids(), [f for f in res.report["findings"] if f["id"] in MINE]
     pb = res.facts["protobuf"]
     assert pb["gencode"]["style"] == "builder"

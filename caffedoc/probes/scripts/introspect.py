@@ -150,7 +150,13 @@ def pth_files(dirs):
                 if not line or line.startswith("#"):
                     continue
                 if line.startswith(("import ", "import\t")):
+                    # executed code: count the directories it names as ones it adds
+                    # (e.g. `import sys; sys.path.insert(0, '/opt/caffe/python')`)
                     imports += 1
+                    for m in re.finditer(r"'(/[^']+)'|\"(/[^\"]+)\"", line):
+                        target = m.group(1) or m.group(2)
+                        if os.path.isdir(target) and target not in adds:
+                            adds.append(os.path.normpath(target))
                     continue
                 target = os.path.normpath(os.path.join(d, line))
                 if os.path.exists(target):
@@ -164,8 +170,12 @@ def main():
     path = list(sys.path)
     packages = {}
     for name, rel in PACKAGES.items():
-        found = []
+        found, seen = [], set()
         for i, entry in enumerate(path):
+            key = os.path.normpath(os.path.join(os.getcwd(), entry))
+            if key in seen:  # a directory listed twice: only its first place counts
+                continue
+            seen.add(key)
             info = describe(entry, i, name, rel)
             if info is not None:
                 found.append(info)
