@@ -192,3 +192,16 @@ def test_source_checkout_in_the_working_directory_is_not_a_caffe(make_venv, tmp_
     [install] = res.facts["caffe"]["installs"]
     assert install["kind"] == "namespace"
     assert install["origin"] == f"the working directory ({tmp_path})"
+
+
+@pytest.mark.caffe
+def test_real_caffe_with_static_protobuf(built_caffe_static, tmp_path):
+    env = dict(built_caffe_static.env, HOME=str(tmp_path))
+    env["PATH"] = f"{built_caffe_static.python.parent}:{env.get('PATH', '')}"
+    prefix = built_caffe_static.prefix
+    res = run_check(built_caffe_static.python, env, tmp_path, "--caffe", str(prefix))
+
+    assert not MINE & res.ids(), [f for f in res.report["findings"] if f["id"] in MINE]
+    pb = res.facts["protobuf"]
+    assert pb["caffe_links"] is None  # no shared libprotobuf behind Caffe
+    assert pb["caffe_links_from"].startswith(str(prefix))

@@ -65,7 +65,7 @@ class ProtobufFacts:
     dpkg: dict[str, str]  # installed package → version
     headers: tuple[str, str] | None  # (include dir, version) a rebuild compiles against
     caffe_links: tuple[str, str, str | None] | None  # (soname, path, version) Caffe loads
-    caffe_links_from: str | None  # the binary that loads it
+    caffe_links_from: str | None  # the Caffe binary examined (that loads it, when one does)
     pb_h: tuple[str, str | None] | None  # (caffe.pb.h, protoc version that wrote it)
     gencode: Gencode | None  # the caffe_pb2.py `import caffe` loads
     load: dict[str, object] | None = field(default=None)  # the target's attempt at it
@@ -179,6 +179,7 @@ def _summarize(f: ProtobufFacts) -> list[str]:
     if rt and rt.version:
         impl = f", {f.implementation}" if f.implementation else ""
         lines.append(f"Python runtime {rt.version}{impl} ({rt.location})")
+        lines += [f"shadowed on sys.path: protobuf {s}" for s in rt.shadowed]
     else:
         lines.append(f"no protobuf Python runtime in {f.python}")
     if f.gencode:
@@ -188,6 +189,8 @@ def _summarize(f: ProtobufFacts) -> list[str]:
     if f.caffe_links:
         _, path, version = f.caffe_links
         lines.append(f"Caffe loads {path}" + (f" ({version})" if version else ""))
+    elif f.caffe_links_from:
+        lines.append(f"{f.caffe_links_from} loads no shared libprotobuf (linked statically)")
     if f.headers:
         lines.append(f"headers: {f.headers[1]} in {f.headers[0]}")
     return lines
@@ -208,7 +211,8 @@ def _loaded_by_caffe(
             m = re.match(r"libprotobuf\.so\.(\d+)", soname)
             version = dpkg.get(f"libprotobuf{m.group(1)}") if m else None
             return (soname, path, version), link.path
-    return None, None
+    usable = [x for x in candidates if not x.error and not x.missing]
+    return None, usable[0].path if usable else None
 
 
 @probe("protobuf", _summarize)
