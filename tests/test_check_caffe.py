@@ -201,7 +201,9 @@ def test_real_caffe_with_static_protobuf(built_caffe_static, tmp_path):
     prefix = built_caffe_static.prefix
     res = run_check(built_caffe_static.python, env, tmp_path, "--caffe", str(prefix))
 
-    assert not MINE & res.ids(), [f for f in res.report["findings"] if f["id"] in MINE]
+    # This venv has no pip of its own (it borrows the first one's packages), so the
+    # `pip` on PATH feeding another Python is a true warning here; nothing else may show.
+    assert not (MINE - {"interpreter-drift"}) & res.ids(), res.report["findings"]
     pb = res.facts["protobuf"]
     assert pb["caffe_links"] is None  # no shared libprotobuf behind Caffe
     assert pb["caffe_links_from"].startswith(str(prefix))
