@@ -183,12 +183,12 @@ def train(net, solver):
 
 
 def evaluate(np, net):
-    """Mean accuracy and loss over the fed test set, and the class scores."""
+    """Mean accuracy and loss over the fed test set, from the net's blobs, and its scores."""
     acc, loss, scores = [], [], []
     for _ in range(TEST_N // BATCH):
-        out = net.forward()
-        acc.append(float(out["accuracy"]))
-        loss.append(float(out["loss"]))
+        net.forward()
+        acc.append(float(net.blobs["accuracy"].data))
+        loss.append(float(net.blobs["loss"].data))
         scores.append(net.blobs["ip2"].data.copy())
     return sum(acc) / len(acc), sum(loss) / len(loss), np.concatenate(scores)
 

@@ -39,9 +39,16 @@ def diagnose(res: host.Result, report: ChildReport, python: Path) -> Finding:
     """The one finding that best explains a failed smoke step."""
     fail = report.last("fail") or {}
     how = _how_it_ended(res, report)
-    known = _from_child(fail, python) or _from_log(report)
+    known = (
+        _from_child(fail)
+        or _from_log(report)
+        or (_from_import(fail, python) if fail.get("kind") == "import" else None)
+    )
     if known is not None:
-        return dataclasses.replace(known, evidence=(how, *known.evidence))
+        fix = known.fix
+        if report.stage == "import":
+            fix += f" `caffedoc check --python {python}` examines that install in full."
+        return dataclasses.replace(known, evidence=(how, *known.evidence), fix=fix)
     evidence = [how]
     if fail.get("message"):
         evidence.append(fail["message"])
@@ -63,12 +70,10 @@ def _how_it_ended(res: host.Result, report: ChildReport) -> str:
     return f"the smoke step failed in stage '{stage}'"
 
 
-def _from_child(fail: dict, python: Path) -> Finding | None:
-    """A finding from the child's own structured report, when it names a cause."""
+def _from_child(fail: dict) -> Finding | None:
+    """A finding from a failure the child recognized itself (not an import error)."""
     message = fail.get("message", "")
     kind = fail.get("kind")
-    if kind == "import":
-        return _import_finding(fail.get("piece", "caffe"), message, python)
     if kind in CHILD_KINDS:
         return finding(CHILD_KINDS[kind], Hit(Severity.ERROR, (message,)))
     if kind == "cpu-only":
@@ -80,23 +85,21 @@ def _from_child(fail: dict, python: Path) -> Finding | None:
     return None
 
 
-def _import_finding(piece: str, message: str, python: Path) -> Finding:
-    evidence = (f"`import caffe` failed at {piece}: {message}",)
+def _from_import(fail: dict, python: Path) -> Finding:
+    """By the piece of `import caffe` that failed, when the log names no known problem."""
+    piece = fail.get("piece", "caffe")
+    evidence = (f"`import caffe` failed at {piece}: {fail.get('message', '')}",)
     if piece == "_caffe":
-        pid = (
-            "numpy-abi"
-            if any(w in message.lower() for w in NUMPY_ABI_WORDS)
-            else "caffe-library-missing"
+        lower = fail.get("message", "").lower()
+        abi = any(w in lower for w in NUMPY_ABI_WORDS)
+        return finding(
+            "numpy-abi" if abi else "caffe-library-missing", Hit(Severity.ERROR, evidence)
         )
-    else:
-        pid = IMPORT_PIECES.get(piece)
-    if pid is None:  # a pure-Python dependency of pycaffe is not installed
-        pip = PIP_NAMES.get(piece, piece)
-        fix = f"Install it into the interpreter that runs Caffe: {python} -m pip install {pip}"
-        return finding("smoke-failed", Hit(Severity.ERROR, evidence, fix=fix, detail=piece))
-    check = f"`caffedoc check --python {python}` examines that install in full."
-    fix = f"{knowledge.get(pid).fix} {check}"
-    return finding(pid, Hit(Severity.ERROR, evidence, fix=fix))
+    if piece in IMPORT_PIECES:
+        return finding(IMPORT_PIECES[piece], Hit(Severity.ERROR, evidence))
+    pip = PIP_NAMES.get(piece, piece)  # a pure-Python dependency of pycaffe is not installed
+    fix = f"Install it into the interpreter that runs Caffe: {python} -m pip install {pip}."
+    return finding("smoke-failed", Hit(Severity.ERROR, evidence, fix=fix, detail=piece))
 
 
 def _from_log(report: ChildReport) -> Finding | None:

@@ -68,6 +68,7 @@ class SmokeResult:
     loss_end: float | None = None
     iterations: int | None = None
     test_accuracy: float | None = None
+    test_loss: float | None = None
     stage: str | None = None  # the stage reached (where it failed, when it failed)
     why_device: str | None = None
     versions: dict = field(default_factory=dict)
@@ -126,6 +127,7 @@ def run_smoke(
         loss_end=train.get("loss_end"),
         iterations=train.get("iterations"),
         test_accuracy=test.get("accuracy"),
+        test_loss=test.get("loss"),
         stage=report.stage,
         why_device=chosen.get("why"),
         versions={k: v for k, v in (report.last("versions") or {}).items() if k != "event"},

@@ -24,8 +24,11 @@ def render_text(result: SmokeResult) -> str:
             f"    train: loss {result.loss_start:.4f} -> {result.loss_end:.4f} "
             f"in {result.iterations} iterations"
         )
-    if result.test_accuracy is not None:
-        lines.append(f"    test:  accuracy {result.test_accuracy:.2f} with the trained weights")
+    if result.test_accuracy is not None and result.test_loss is not None:
+        lines.append(
+            f"    test:  accuracy {result.test_accuracy:.2f}, loss {result.test_loss:.4f} "
+            "(test net sharing the trained weights)"
+        )
     if result.passed:
         lines.append("    snapshot saved and reloaded into a fresh net: same scores")
     if result.finding is not None:
