@@ -101,6 +101,8 @@ def run_smoke(
     and implies "gpu". Raises CaffedocError only for bad arguments.
     """
     mode, device = _check_mode(mode, gpu)
+    if os.sep in str(python):  # the child runs in a scratch folder: no relative paths
+        python = Path(os.path.abspath(python))
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("GLOG_minloglevel", "1")  # Caffe's warnings and errors, not its chatter
     with tempfile.TemporaryDirectory(prefix="caffedoc-smoke-") as work:
