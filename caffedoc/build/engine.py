@@ -62,9 +62,13 @@ def install_packages(missing: tuple[str, ...], log: Log | None = None) -> str:
             f"missing system packages: {' '.join(missing)}; as root, run: {' '.join(cmd)}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    res = log.run(cmd, timeout=3600, env=env) if log else host.run(cmd, timeout=3600, env=env)
-    if not res.ok:
-        raise StepError(f"apt-get install failed: {res.describe()}")
+    if log is not None:
+        log.check(log.run(cmd, timeout=3600, env=env), "apt-get install")
+    else:
+        res = host.run(cmd, timeout=3600, env=env)
+        if not res.ok:
+            tail = " | ".join(res.output.strip().splitlines()[-3:])
+            raise CaffedocError(f"{res.describe()}: {tail}", code=1)
     return f"installed {len(missing)}"
 
 
