@@ -164,7 +164,10 @@ def _layer_shape(net: Any) -> tuple[int, int, int, int]:
 
 
 def _numeric(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged nested lists
+        raise MemDataError(f"{name} is not an array: {exc}") from None
     if arr.dtype.kind not in "buif":
         raise MemDataError(f"{name} has dtype {arr.dtype}; Caffe reads real numbers (float32)")
     return arr

@@ -64,6 +64,7 @@ CASES = {  # what a user might pass: (data, labels)
     # the same values, laid out (H, W)-transposed in memory: a strided view
     "transposed-view": lambda: (np.ascontiguousarray(x32.swapaxes(2, 3)).swapaxes(2, 3), y32),
     "python-lists": lambda: (x32.tolist(), y32),
+    "ragged-lists": lambda: (x32.tolist()[:-1] + [[1.0]], y32),
     "column-labels": lambda: (x32, y32.reshape(64, 1)),
     "not-a-batch-multiple": lambda: (x32[:50], y32[:50]),
     "labels-short": lambda: (x32, y32[:48]),
@@ -242,6 +243,11 @@ def test_arrays_freed_under_caffe_train_on_garbage_the_helper_keeps_them(lab, he
     assert abs(out["first_loss"] - 87.3365) < 1e-3  # softmax of garbage: -log(FLT_MIN)
     assert out["accuracy"] < 0.5  # it learned the garbage, not the data
     assert learned(helped["temporaries"]), helped["temporaries"]
+
+
+def test_ragged_lists_are_refused_before_caffe_reads_them(helped):
+    """Raw, a list reaches C++ cast to an ndarray it is not; not run here: it may crash."""
+    assert helped["ragged-lists"]["error"].startswith("MemDataError: data is not an array: ")
 
 
 def test_the_helper_loads_nothing_but_numpy(helped):
