@@ -150,7 +150,7 @@ class _Reader:
             raise self.fail(key, "missing table" if value is None else "expected a table")
         return _Reader(value, self.path, f"{self.prefix}{key}.")
 
-    def str(self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None,
+    def text(self, key: str, *, default: str | None = None, pattern: re.Pattern[str] | None = None,
             choices: Sequence[str] = ()) -> str:  # fmt: skip
         value = self.data.get(key, default)
         if value is None:
@@ -163,22 +163,22 @@ class _Reader:
             raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
         return value
 
-    def opt_str(self, key: str, **kw: Any) -> str | None:
-        return None if self.data.get(key) is None else self.str(key, **kw)
+    def opt_text(self, key: str, **kw: Any) -> str | None:
+        return None if self.data.get(key) is None else self.text(key, **kw)
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         value = self.data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise self.fail(key, "expected a positive integer")
         return value
 
-    def bool(self, key: str) -> bool:
+    def flag(self, key: str) -> bool:
         value = self.data.get(key)
         if not isinstance(value, bool):
             raise self.fail(key, "expected true or false")
         return value
 
-    def strs(self, key: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+    def texts(self, key: str, *, allow_empty: bool = True) -> tuple[str, ...]:
         value = self.data.get(key)
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(key, "expected a list of strings")
@@ -186,7 +186,7 @@ class _Reader:
             raise self.fail(key, "must not be empty")
         return tuple(value)
 
-    def str_map(self, key: str) -> tuple[tuple[str, str], ...]:
+    def text_map(self, key: str) -> tuple[tuple[str, str], ...]:
         value = self.data.get(key)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self.fail(key, "expected a table of strings")
@@ -204,74 +204,74 @@ def load(path: Path) -> Recipe:
         raise RecipeError(f"recipe {path.name}: not valid TOML: {exc}") from exc
     root = _Reader(data, path)
     base = path.parent
-    name = root.str("name", pattern=re.compile(r"^[a-z0-9][a-z0-9.+-]*$"))
+    name = root.text("name", pattern=re.compile(r"^[a-z0-9][a-z0-9.+-]*$"))
     if name != path.stem:
         raise root.fail("name", f"{name!r} differs from the file name {path.stem!r}")
-    status = root.str("status", choices=STATUSES)
-    reason = root.opt_str("reason")
+    status = root.text("status", choices=STATUSES)
+    reason = root.opt_text("reason")
     if status != "good" and reason is None:
         raise root.fail("reason", f"a {status} recipe must say why")
 
     plat = root.table("platform")
     distros = []
-    for entry in plat.strs("distros", allow_empty=False):
+    for entry in plat.texts("distros", allow_empty=False):
         parts = entry.split()
         if len(parts) != 2 or not _VERSION.match(parts[1]):
             raise plat.fail("distros", f"{entry!r} is not 'distro version' (e.g. 'debian 12')")
         distros.append((parts[0].lower(), parts[1]))
-    python = plat.str("python", pattern=_VERSION)
+    python = plat.text("python", pattern=_VERSION)
 
     comp = root.table("compute")
-    kind = comp.str("kind", choices=KINDS)
+    kind = comp.text("kind", choices=KINDS)
     cuda = cudnn = None
     arches: tuple[str, ...] = ()
     if kind == "cuda":
-        cuda = comp.str("cuda", pattern=_VERSION)
-        cudnn = comp.opt_str("cudnn", pattern=_VERSION)
-        arches = comp.strs("architectures", allow_empty=False)
+        cuda = comp.text("cuda", pattern=_VERSION)
+        cudnn = comp.opt_text("cudnn", pattern=_VERSION)
+        arches = comp.texts("architectures", allow_empty=False)
         if not all(a.isdigit() for a in arches):
             raise comp.fail("architectures", "expected compute capabilities like '75'")
 
     stack = root.table("stack")
     src = root.table("source")
     source = Source(
-        repository=src.str("repository"),
-        commit=src.str("commit", pattern=_HEX),
-        tarball=src.str("tarball"),
-        sha256=src.str("sha256", pattern=re.compile(r"^[0-9a-f]{64}$")),
-        size=src.int("size"),
+        repository=src.text("repository"),
+        commit=src.text("commit", pattern=_HEX),
+        tarball=src.text("tarball"),
+        sha256=src.text("sha256", pattern=re.compile(r"^[0-9a-f]{64}$")),
+        size=src.integer("size"),
         manifest=_existing(src, "manifest", base),
-        apt_suite=src.opt_str("apt_suite"),
-        apt_package=src.opt_str("apt_package"),
+        apt_suite=src.opt_text("apt_suite"),
+        apt_package=src.opt_text("apt_package"),
     )
     bld = root.table("build")
-    patches = tuple(_existing(bld, "patches", base, rel) for rel in bld.strs("patches"))
+    patches = tuple(_existing(bld, "patches", base, rel) for rel in bld.texts("patches"))
 
     recipe = Recipe(
         name=name,
         path=path,
-        summary=root.str("summary"),
+        summary=root.text("summary"),
         status=status,
         reason=reason,
-        alternative=root.opt_str("alternative"),
+        alternative=root.opt_text("alternative"),
         distros=tuple(distros),
-        machines=plat.strs("machines", allow_empty=False),
-        compiler=plat.str("compiler"),
+        machines=plat.texts("machines", allow_empty=False),
+        compiler=plat.text("compiler"),
         python=python,
-        base_image=plat.str("base_image"),
+        base_image=plat.text("base_image"),
         kind=kind,
         cuda=cuda,
         cudnn=cudnn,
         architectures=arches,
-        protobuf=stack.str("protobuf"),
-        static_protobuf=stack.bool("static_protobuf"),
-        opencv=stack.str("opencv"),
-        boost=stack.str("boost"),
-        blas=stack.str("blas"),
-        apt=root.table("packages").strs("apt"),
+        protobuf=stack.text("protobuf"),
+        static_protobuf=stack.flag("static_protobuf"),
+        opencv=stack.text("opencv"),
+        boost=stack.text("boost"),
+        blas=stack.text("blas"),
+        apt=root.table("packages").texts("apt"),
         source=source,
         patches=patches,
-        cmake=bld.str_map("cmake"),
+        cmake=bld.text_map("cmake"),
     )
     digest = hashlib.sha256(text.encode())
     for p in patches:
@@ -280,7 +280,7 @@ def load(path: Path) -> Recipe:
 
 
 def _existing(r: _Reader, key: str, base: Path, rel: str | None = None) -> Path:
-    rel = rel if rel is not None else r.str(key)
+    rel = rel if rel is not None else r.text(key)
     path = (base / rel).resolve()
     if not path.is_file() or base.resolve() not in path.parents:
         raise r.fail(key, f"{rel!r}: no such file beside the recipe")
