@@ -272,3 +272,22 @@ def test_an_interrupted_fix_must_be_undone_before_the_next(broken_loader):
     assert fix_cli("--undo", env=env).returncode == 0
     assert fix_cli(*args, env=env).returncode == 0
     assert findings(args[:4], env) == []
+
+
+def test_listed_directory_missing_from_the_cache_only_needs_ldconfig(broken_loader):
+    root, env = broken_loader
+    entry = root / "etc" / "conf.d" / "cuda.conf"
+    entry.write_text(f"{root / 'cudnn' / 'lib64'}\n")  # listed, but ldconfig never rerun
+    args = ["--caffe", str(root / "caffe"), "--python", sys.executable, "--only", PID]
+    assert [f["severity"] for f in findings(args[:4], env)] == ["error"]
+    before = touched(root)
+
+    done = fix_cli(*args, "--yes", "--json", env=env)
+    result = json.loads(done.stdout)
+    assert result["status"] == "applied", done.stdout + done.stderr
+    [action] = result["plan"]
+    assert [s["kind"] for s in action["steps"]] == ["run"], action
+    assert findings(args[:4], env) == []
+
+    assert fix_cli("--undo", env=env).returncode == 0
+    assert touched(root) == before

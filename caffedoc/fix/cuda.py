@@ -11,7 +11,7 @@ ldconfig run. The configuration and cache are the ones the check read
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from caffedoc import host
@@ -36,8 +36,8 @@ def _needed_dirs(cuda: CudaFacts) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(uncovered)), list(dict.fromkeys(stale))
 
 
-def ldconfig_argv(cuda: CudaFacts) -> tuple[str, ...]:
-    found = host.which_all("ldconfig", os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+def ldconfig_argv(cuda: CudaFacts, env: Mapping[str, str]) -> tuple[str, ...]:
+    found = host.which_all("ldconfig", env.get("PATH", "") + ":/usr/sbin:/sbin")
     exe = str(found[0]) if found else "ldconfig"
     if cuda.ld_so_conf == DEFAULT_CONF and cuda.ld_so_cache == DEFAULT_CACHE:
         return (exe,)
@@ -47,6 +47,8 @@ def ldconfig_argv(cuda: CudaFacts) -> tuple[str, ...]:
 def conf_steps(cuda: CudaFacts, dirs: list[Path]) -> list[Step]:
     """Add `dirs` to the loader configuration: our own ld.so.conf.d entry when the
     configuration includes such a directory, else a line in ld.so.conf itself."""
+    if not dirs:
+        return []
     confd = next((Path(p).parent for p in cuda.conf_includes if p.endswith(".conf")), None)
     if confd is None:
         return [AppendLine(cuda.ld_so_conf, str(d)) for d in dirs]
@@ -66,7 +68,7 @@ def library_path(facts: Facts, findings: list[Finding], ctx: FixContext) -> list
         why = "no directory on this machine holds the missing library"
         return [manual(f, why) for f in findings]
     refresh = RunCommand(
-        ldconfig_argv(cuda),
+        ldconfig_argv(cuda, ctx.env),
         preserve=(cuda.ld_so_cache,),
         watch=tuple(uncovered + stale),
         reverse=f"restore {cuda.ld_so_cache} and remove the links ldconfig made",
