@@ -20,6 +20,7 @@ import pytest
 from caffedoc import host
 from caffedoc.smoke import run_smoke
 from caffedoc.smoke.diagnosis import diagnose
+from caffedoc.smoke.pinned import LAST_BUILD, remember_build
 from caffedoc.smoke.runner import TAG, ChildReport
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import overlay_venv
@@ -234,10 +235,10 @@ def test_stuck_loss_is_memorydata_input():
 
 
 @pytest.mark.caffe
-def test_default_interpreter_is_the_one_the_last_build_pinned(built_caffe, tmp_path):
+def test_default_interpreter_is_the_one_the_last_build_pinned(built_caffe, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "last-build.json").write_text(json.dumps({"python": str(built_caffe.python)}))
+    monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(cache))
+    remember_build(built_caffe.python, built_caffe.prefix)
     bare = tmp_path / "bin"  # a PATH whose python3 has no caffe: only the record can lead there
     bare.mkdir()
     (bare / "python3").symlink_to(sys.executable)
@@ -245,7 +246,7 @@ def test_default_interpreter_is_the_one_the_last_build_pinned(built_caffe, tmp_p
     res = caffedoc("smoke", "--cpu", env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"at {built_caffe.python}" in res.stdout
-    (cache / "last-build.json").unlink()
+    (cache / LAST_BUILD).unlink()
     res = caffedoc("smoke", "--cpu", env=env)
     assert res.returncode == 1
     assert f"python at {bare / 'python3'}" in res.stdout

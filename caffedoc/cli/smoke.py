@@ -12,9 +12,6 @@ import typer
 from caffedoc.cli import options
 from caffedoc.errors import CaffedocError
 
-# Written by `caffedoc build` under caffedoc's cache root: {"python": "/path/to/python", ...}
-LAST_BUILD = "last-build.json"
-
 
 def smoke(
     python: Annotated[
@@ -60,11 +57,7 @@ def smoke(
 
 def _default_python(env: dict[str, str]) -> Path:
     """The interpreter the last `caffedoc build` pinned, else python3 on PATH."""
-    from caffedoc.build.paths import cache_root
     from caffedoc.probes import default_python
+    from caffedoc.smoke.pinned import last_built_python
 
-    try:
-        pinned = Path(json.loads((cache_root() / LAST_BUILD).read_text())["python"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pinned = None
-    return pinned if pinned is not None and pinned.exists() else default_python(env)
+    return last_built_python() or default_python(env)
