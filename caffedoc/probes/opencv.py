@@ -198,6 +198,9 @@ def _summarize(f: OpencvFacts) -> list[str]:
             how = f"died in import {run.died_in} ({run.signal or 'timed out'})"
             said = [ln for ln in run.stderr_tail if "ERROR" in ln or "FATAL" in ln]
             how += f": {said[0].split('] ', 1)[-1].strip()}" if said else ""
+        elif not run.finished:
+            last = run.stderr_tail[-1].strip() if run.stderr_tail else ""
+            how = f"ended early: {run.ended}" + (f": {last}" if last else "")
         elif run.skipped:
             how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"
         elif run.import_errors:
