@@ -41,8 +41,8 @@ def state_dir(env: Mapping[str, str]) -> Path:
 def locked(root: Path) -> Iterator[None]:
     """Hold the fix lock, or refuse with one line naming who holds it."""
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)  # backups may be private files
+        fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise CaffedocError(f"cannot use the fix journal in {root}: {exc.strerror}", 1) from None
     try:
@@ -87,7 +87,7 @@ class Journal:
         while path.exists():
             n += 1
             path = base.with_name(f"{base.name}-{n:03d}")
-        path.mkdir(parents=True)
+        path.mkdir(parents=True, mode=0o700)
         journal = cls(path, title=title, created=now.isoformat(timespec="seconds"))
         journal.save()
         return journal

@@ -54,7 +54,7 @@ class Blobs:
         sha = digest.hexdigest()
         dest = self.root / sha
         if not dest.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = dest.with_name(sha + ".part")
             shutil.copyfile(path, tmp)
             os.replace(tmp, dest)
@@ -155,6 +155,7 @@ def _restore_one(s: PathState, blobs: Blobs) -> None:
             remove(path)
             path.mkdir()
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.caffedoc-restore")
     remove(tmp)
     if s.kind == "symlink":
