@@ -15,7 +15,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from caffedoc import __version__
-from caffedoc.cli import build, check, explain, fix, recipes, smoke
+from caffedoc.cli import build, check, docker, explain, fix, recipes, smoke
 from caffedoc.errors import CaffedocError
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ app.command()(build.build)
 app.command()(recipes.recipes)
 app.command()(smoke.smoke)
 app.command()(fix.fix)
+app.command()(docker.docker)
 
 
 def main() -> None:

@@ -23,15 +23,27 @@ def check(
         Optional[Path], typer.Option(help="A Caffe source, build or install tree to examine.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+    junit: Annotated[
+        Optional[Path], typer.Option(metavar="FILE", help="Also write the report as JUnit XML.")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    require: Annotated[
+        Optional[str],
+        typer.Option(metavar="recipe=NAME", help="Fail unless this machine matches the recipe."),
+    ] = None,
 ) -> None:
     """Inspect this machine (read-only) and report each Caffe problem with its known fix.
 
-    Exit status: 0 no errors, 1 at least one error, 2 bad usage.
+    Exit status: 0 no errors, 1 at least one error (or warning, with --strict; or a
+    machine that differs from the --require recipe), 2 bad usage.
     """
-    from caffedoc.check import run_check
+    from caffedoc import require as requirement
+    from caffedoc.check import Report, run_check
     from caffedoc.probes import Context, default_python
+    from caffedoc.recipes import load_all
     from caffedoc.report import render_text
 
+    wanted = None if require is None else requirement.find(load_all(), require)
     env = dict(os.environ)
     ctx = Context(
         python=options.interpreter(python) or default_python(env),
@@ -42,5 +54,12 @@ def check(
         ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
     )
     report = run_check(ctx)
+    if wanted is not None:
+        found = requirement.judge(wanted, report.facts, env)
+        report = Report(report.facts, [*report.findings, found])
+    if junit is not None:
+        from caffedoc.junit import write
+
+        write(report, junit, strict=strict)
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else render_text(report))
-    raise typer.Exit(report.exit_code)
+    raise typer.Exit(1 if strict and report.status == "warning" else report.exit_code)
