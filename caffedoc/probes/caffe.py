@@ -23,7 +23,6 @@ from caffedoc.probes import Context, probe
 from caffedoc.probes.python import (
     ImportAttempt,
     Interpreter,
-    context_key,
     import_attempt,
     introspect,
     once,
@@ -127,7 +126,7 @@ def _ldd(ctx: Context, path: str) -> Linkage:
 def linkage(ctx: Context, path: str | os.PathLike[str]) -> Linkage:
     """`ldd` of one shared object, once per context."""
     p = str(path)
-    return once(("ldd", p, *context_key(ctx)), lambda: _ldd(ctx, p))
+    return once(ctx, ("ldd", p), lambda: _ldd(ctx, p))
 
 
 def _built_for(path: str, link: Linkage) -> tuple[int | None, str | None, str | None]:
@@ -262,9 +261,7 @@ def _summarize(f: CaffeFacts) -> list[str]:
 @probe("caffe", _summarize)
 def gather(ctx: Context) -> CaffeFacts:
     """The caffe area's facts, once per context (the protobuf probe reads them too)."""
-    return once(
-        ("caffe", str(ctx.python), str(ctx.caffe_dir), *context_key(ctx)), lambda: _gather(ctx)
-    )
+    return once(ctx, ("caffe",), lambda: _gather(ctx))
 
 
 def _gather(ctx: Context) -> CaffeFacts:

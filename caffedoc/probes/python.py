@@ -19,6 +19,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,26 +137,30 @@ class PythonFacts:
 # --- once per context --------------------------------------------------------------
 
 _lock = threading.Lock()
-_once: dict[tuple, concurrent.futures.Future] = {}
+_scopes: dict[int, dict[tuple, concurrent.futures.Future]] = {}
 
 
-def once(key: tuple, compute: Callable[[], T]) -> T:
-    """Compute `key` a single time however many probes ask at once."""
+def once(ctx: Context, key: tuple, compute: Callable[[], T]) -> T:
+    """Compute `key` a single time per context however many probes ask at once.
+
+    The cache lives as long as `ctx`: a later check (after `caffedoc fix`, say) with a
+    new context looks at the machine afresh.
+    """
     with _lock:
-        fut = _once.get(key)
+        scope = _scopes.get(id(ctx))
+        if scope is None:
+            scope = _scopes[id(ctx)] = {}
+            weakref.finalize(ctx, _scopes.pop, id(ctx), None)
+        fut = scope.get(key)
         owner = fut is None
         if owner:
-            fut = _once[key] = concurrent.futures.Future()
+            fut = scope[key] = concurrent.futures.Future()
     if owner:
         try:
             fut.set_result(compute())
         except BaseException as exc:
             fut.set_exception(exc)
     return fut.result()
-
-
-def context_key(ctx: Context) -> tuple:
-    return (tuple(sorted(ctx.env.items())), ctx.timeout, os.getcwd())
 
 
 # --- interpreters ------------------------------------------------------------------
@@ -169,12 +174,14 @@ def _origin(entry: str, info: dict[str, Any]) -> str:
         return "PYTHONPATH"
     for pth in info.get("pth", []):
         if os.path.normpath(entry) in pth["adds"]:
-            return f"{pth['file']}"
-    if entry in info.get("site_dirs", []) or entry == info.get("user_site"):
-        return "site-packages" if entry != info.get("user_site") else "user site-packages"
-    if entry.endswith(("site-packages", "dist-packages")):
+            return pth["file"]
+    if entry == info.get("user_site"):
+        return "user site-packages"
+    if entry in info.get("site_dirs", []) or entry.endswith(("site-packages", "dist-packages")):
         return "site-packages"
-    return "the standard library"
+    if any(entry.startswith(info.get(k) or "\0") for k in ("base_prefix", "prefix")):
+        return "the standard library"
+    return "the interpreter's start-up (sitecustomize or a .pth import line)"
 
 
 def _located(items: list[dict[str, Any]], info: dict[str, Any]) -> tuple[Located, ...]:
@@ -229,7 +236,7 @@ def _introspect(python: str, ctx: Context) -> Interpreter:
 def introspect(ctx: Context, python: str | os.PathLike[str]) -> Interpreter:
     """What `python` sees; one child per interpreter and context."""
     p = str(python)
-    return once(("introspect", p, *context_key(ctx)), lambda: _introspect(p, ctx))
+    return once(ctx, ("introspect", p), lambda: _introspect(p, ctx))
 
 
 def _import_attempt(ctx: Context) -> ImportAttempt:
@@ -280,7 +287,7 @@ def _import_attempt(ctx: Context) -> ImportAttempt:
 
 def import_attempt(ctx: Context) -> ImportAttempt:
     """`import caffe` under the target interpreter, once per context."""
-    return once(("import", str(ctx.python), *context_key(ctx)), lambda: _import_attempt(ctx))
+    return once(ctx, ("import",), lambda: _import_attempt(ctx))
 
 
 # --- commands ----------------------------------------------------------------------
@@ -489,4 +496,4 @@ def _gather(ctx: Context) -> PythonFacts:
 @probe("python", _summarize)
 def gather(ctx: Context) -> PythonFacts:
     """The python area's facts, once per context (the protobuf probe reads them too)."""
-    return once(("python", str(ctx.python), *context_key(ctx)), lambda: _gather(ctx))
+    return once(ctx, ("python",), lambda: _gather(ctx))
