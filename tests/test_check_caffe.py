@@ -10,7 +10,16 @@ import pytest
 from tests.fixtures.envs import check_env, pyenv_python, run_check
 
 MISSING, SHADOWED, LIBRARY = "caffe-missing", "shadowed-caffe", "caffe-library-missing"
-MINE = {MISSING, SHADOWED, LIBRARY, "interpreter-drift", "protobuf-version-drift", "numpy-abi"}
+CRASH = "caffe-import-crash"
+MINE = {
+    MISSING,
+    SHADOWED,
+    LIBRARY,
+    CRASH,
+    "interpreter-drift",
+    "protobuf-version-drift",
+    "numpy-abi",
+}
 
 
 @pytest.fixture
@@ -149,9 +158,23 @@ def test_library_present(venv, tree, tmp_path):
     env = check_env(tmp_path / "home", venv.bin, PYTHONPATH=str(built.python_dir))
     res = run_check(venv.python, env, tmp_path)
 
-    assert LIBRARY not in res.ids()
+    assert not {LIBRARY, CRASH} & res.ids()
     [install] = res.facts["caffe"]["installs"]
     assert install["extension"]["linkage"]["missing"] == []
+
+
+def test_import_that_aborts_the_interpreter(venv, build_pycaffe, gencode, tmp_path):
+    built = build_pycaffe(
+        tmp_path / "trees" / "caffe", pyenv_python("3.9"), gencode("builder"), abort=True
+    )
+    env = check_env(tmp_path / "home", venv.bin, PYTHONPATH=str(built.python_dir))
+    res = run_check(venv.python, env, tmp_path)
+
+    [f] = res.findings(CRASH)
+    assert f["severity"] == "error"
+    assert f["evidence"][0] == f"`import caffe` under {venv.python}: killed by SIGABRT"
+    assert "faulthandler" in f["fix"]
+    assert res.facts["caffe"]["import_attempt"]["crashed"] == "killed by SIGABRT"
 
 
 def test_library_found_in_the_tree_but_not_by_the_loader(venv, tree, tmp_path):

@@ -194,3 +194,14 @@ def _found_elsewhere(cf: CaffeFacts, missing: list[str]) -> list[str]:
         return []
     by_name = {os.path.basename(p): p for p in cf.tree.libraries}
     return [by_name[n] for n in dict.fromkeys(missing) if n in by_name]
+
+
+@detects("caffe-import-crash")
+def caffe_import_crash(facts: Facts) -> Iterator[Hit]:
+    cf: CaffeFacts | None = facts.get("caffe")
+    a = cf.import_attempt if cf else None
+    if a is None or not a.crashed or (cf.winner is None and not a.caffe):
+        return
+    evidence = [f"`import caffe` under {cf.python}: {a.crashed}"]
+    evidence += [f"stderr: {line}" for line in a.stderr_tail.splitlines()[-3:] if line.strip()]
+    yield Hit(Severity.ERROR, tuple(evidence))

@@ -201,17 +201,23 @@ def _located(items: list[dict[str, Any]], info: dict[str, Any]) -> tuple[Located
     )
 
 
+def _ended(res: host.Result, script: str, name: str) -> str:
+    """How a child ended, naming its script rather than quoting it."""
+    return res.describe().replace(script, f"<caffedoc/probes/scripts/{name}>")
+
+
 def _introspect(python: str, ctx: Context) -> Interpreter:
     script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
     res = host.run([executable(python, ctx.env), "-c", script], timeout=ctx.timeout, env=ctx.env)
     if not res.ok:
-        why = res.describe()
+        why = _ended(res, script, "introspect.py")
         tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
         return Interpreter(python, error=f"{why}: {tail[0]}" if tail else why)
     try:
         info = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return Interpreter(python, error=f"{res.describe()} but printed no report")
+        ended = _ended(res, script, "introspect.py")
+        return Interpreter(python, error=f"{ended} but printed no report")
     pk = info.get("packages", {})
     return Interpreter(
         path=python,
@@ -263,14 +269,14 @@ def _import_attempt(ctx: Context) -> ImportAttempt:
     if imp is None:
         return ImportAttempt(
             ok=False,
-            ran=res.describe(),
+            ran=_ended(res, script, "try_import.py"),
             error=crashed or "the import child printed no result",
             stderr_tail=stderr_tail,
-            crashed=crashed or res.describe(),
+            crashed=crashed or _ended(res, script, "try_import.py"),
         )
     return ImportAttempt(
         ok=bool(imp.get("ok")),
-        ran=res.describe(),
+        ran=_ended(res, script, "try_import.py"),
         error_type=imp.get("error_type"),
         error=imp.get("error"),
         frames=tuple(imp.get("frames", ())),
