@@ -121,6 +121,10 @@ def which_all(name: str, path: str | None = None) -> list[Path]:
     found: list[Path] = []
     for d in (path if path is not None else os.environ.get("PATH", "")).split(os.pathsep):
         candidate = Path(d or ".") / name
-        if candidate.is_file() and os.access(candidate, os.X_OK) and candidate not in found:
+        try:
+            usable = candidate.is_file() and os.access(candidate, os.X_OK)
+        except OSError:  # a PATH entry this user may not read
+            usable = False
+        if usable and candidate not in found:
             found.append(candidate)
     return found

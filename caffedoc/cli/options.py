@@ -13,6 +13,13 @@ def interpreter(path: Path | None) -> Path | None:
     """Validate `--python`: a Python executable or a venv directory."""
     if path is None:
         return None
+    try:
+        return _interpreter(path)
+    except PermissionError:
+        raise CaffedocError(f"--python {path}: permission denied") from None
+
+
+def _interpreter(path: Path) -> Path:
     candidate = path
     if candidate.is_dir():
         for sub in ("bin/python3", "bin/python"):
