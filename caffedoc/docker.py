@@ -36,6 +36,9 @@ PYCAFFE = "/opt/pycaffe"  # the recipe's Python, pinned to the prefix by `caffed
 PREFIX = "/opt/caffe"
 SOURCE = "/src/caffe"
 RUNTIME_LIST = "/opt/caffe-runtime-packages"
+# caffedoc on PATH without its environment's python3 there: `python`, `pip` and `python3`
+# stay pycaffe's, so a check sees no second interpreter on PATH.
+LINK = f"ln -s {TOOL}/bin/caffedoc /usr/local/bin/caffedoc"
 # What pycaffe imports besides itself (caffe/__init__.py, io.py, pycaffe.py).
 PYCAFFE_PIP = ("numpy", "six", "protobuf", "scikit-image", "scipy")
 # On Python 2.7 platforms the distro's builds (pip has left 2.7 behind); its numpy is also
@@ -98,17 +101,14 @@ def _pycaffe_env(recipe: Recipe) -> list[str]:
     ]
 
 
-def _cmd(*argv: str) -> str:
-    return shlex.join(argv)
-
-
 def build_command(recipe: Recipe) -> list[str]:
     return ["caffedoc", "build", "--recipe", recipe.name, "--prefix", PREFIX,
             "--python", f"{PYCAFFE}/bin/python", "--source", SOURCE]  # fmt: skip
 
 
-def verify_commands(recipe: Recipe) -> list[list[str]]:
-    """The image's own proof, in the build stage (against the recipe) and the final one."""
+def image_commands(recipe: Recipe) -> list[list[str]]:
+    """After the build: the proof against the recipe and the runtime package list (build
+    stage), then the final image's own proof."""
     python = f"{PYCAFFE}/bin/python"
     return [
         ["caffedoc", "check", "--python", python, "--require", f"recipe={recipe.name}"],
@@ -123,7 +123,7 @@ def render(recipe: Recipe) -> str:
     """The Dockerfile for one recipe: a pure function of it, so output is reproducible."""
     if not has_image(recipe):
         raise CaffedocError(f"recipe {recipe.name} is known to be bad: it gets no image")
-    require, packages, check, smoke = verify_commands(recipe)
+    require, packages, check, smoke = image_commands(recipe)
     base, final = recipe.base_image, runtime_image(recipe.base_image)
     setup = ["ca-certificates", _interpreter_package(recipe)]
     setup += ["virtualenv", *PYCAFFE_APT_PY2] if _py2(recipe) else ["python3-venv"]
@@ -152,16 +152,17 @@ def render(recipe: Recipe) -> str:
         "COPY caffedoc /src/caffedoc/caffedoc",
         "COPY recipes /src/caffedoc/caffedoc/data/recipes",
         f"RUN uv venv --python {CAFFEDOC_PYTHON} {TOOL} \\",
-        f" && uv pip install --no-cache --python {TOOL}/bin/python /src/caffedoc",
-        f"ENV PATH={TOOL}/bin:$PATH",
+        f" && uv pip install --no-cache --python {TOOL}/bin/python /src/caffedoc \\",
+        f" && {LINK}",
         *_pycaffe_env(recipe),
+        f"ENV PATH={PYCAFFE}/bin:$PATH",
         "# The source at the recipe's commit; `caffedoc build` checks every file against",
         f"# recipes/{recipe.source.manifest.parent.name}/{recipe.source.manifest.name}.",
         f"ADD {archive} /src/caffe.tar.gz",
         f"RUN mkdir -p {SOURCE} && tar -xzf /src/caffe.tar.gz --strip-components=1 -C {SOURCE}",
-        "RUN " + _cmd(*build_command(recipe)),
-        "RUN " + _cmd(*require),
-        f"RUN {_cmd(*packages)} > {RUNTIME_LIST}",
+        "RUN " + shlex.join(build_command(recipe)),
+        "RUN " + shlex.join(require),
+        f"RUN {shlex.join(packages)} > {RUNTIME_LIST}",
         "",
         f"FROM {final}",
         "ENV DEBIAN_FRONTEND=noninteractive",
@@ -171,9 +172,10 @@ def render(recipe: Recipe) -> str:
         f"COPY --from=build {TOOL} {TOOL}",
         f"COPY --from=build {PYCAFFE} {PYCAFFE}",
         f"COPY --from=build {PREFIX} {PREFIX}",
-        f"ENV PATH={TOOL}/bin:$PATH",
-        "RUN " + _cmd(*check),
-        "RUN " + _cmd(*smoke),
+        f"RUN {LINK}",
+        f"ENV PATH={PYCAFFE}/bin:$PATH",
+        "RUN " + shlex.join(check),
+        "RUN " + shlex.join(smoke),
         'CMD ["caffedoc", "check", "--python", "' + PYCAFFE + '/bin/python"]',
     ]
     return "\n".join(lines) + "\n"

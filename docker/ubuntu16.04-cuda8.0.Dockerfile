@@ -17,9 +17,10 @@ COPY pyproject.toml README.md /src/caffedoc/
 COPY caffedoc /src/caffedoc/caffedoc
 COPY recipes /src/caffedoc/caffedoc/data/recipes
 RUN uv venv --python 3.11 /opt/caffedoc \
- && uv pip install --no-cache --python /opt/caffedoc/bin/python /src/caffedoc
-ENV PATH=/opt/caffedoc/bin:$PATH
+ && uv pip install --no-cache --python /opt/caffedoc/bin/python /src/caffedoc \
+ && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
 RUN virtualenv --system-site-packages -p python2.7 /opt/pycaffe
+ENV PATH=/opt/pycaffe/bin:$PATH
 # The source at the recipe's commit; `caffedoc build` checks every file against
 # recipes/sources/caffe-99bd997.sha256.
 ADD https://github.com/BVLC/caffe/archive/99bd997.tar.gz /src/caffe.tar.gz
@@ -39,7 +40,8 @@ COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/caffedoc /opt/caffedoc
 COPY --from=build /opt/pycaffe /opt/pycaffe
 COPY --from=build /opt/caffe /opt/caffe
-ENV PATH=/opt/caffedoc/bin:$PATH
+RUN ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+ENV PATH=/opt/pycaffe/bin:$PATH
 RUN caffedoc check --python /opt/pycaffe/bin/python
 RUN caffedoc smoke --python /opt/pycaffe/bin/python --cpu
 CMD ["caffedoc", "check", "--python", "/opt/pycaffe/bin/python"]

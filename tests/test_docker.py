@@ -131,6 +131,8 @@ def test_structure(recipe):
     assert not [w for w, _ in final if w == "ADD"]
     # It ends with its own proof: check, then a real training step.
     runs = [a for w, a in final if w == "RUN"]
+    assert f"RUN {docker.LINK}" in [f"{w} {a}" for w, a in final]
+    assert ("ENV", f"PATH={docker.PYCAFFE}/bin:$PATH") in final
     assert runs[-2].startswith("caffedoc check --python /opt/pycaffe/bin/python")
     assert runs[-1] == "caffedoc smoke --python /opt/pycaffe/bin/python --cpu"
     assert f"recipe={recipe.name}" in text  # the build stage is held to its recipe
