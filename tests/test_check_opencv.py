@@ -136,3 +136,24 @@ def test_real_caffe_beside_pip_opencv_is_clean(built_caffe):
     assert [r["imported"] for r in facts["runs"]] == [["caffe", "cv2"], ["cv2", "caffe"]]
     assert not ids(report, "opencv"), report["findings"]
     assert "protobuf-descriptor-clash" not in [f["id"] for f in report["findings"]]
+
+
+def test_python_27_interpreter_and_an_abort_in_import(tmp_path):
+    """The import-order children run under Python 2.7 too, and name the import that died."""
+    from tests.fixtures.envs import pyenv_python
+
+    py27 = pyenv_python("2.7")
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "caffe.py").write_text("VALUE = 1\n")
+    (mods / "cv2.py").write_text("import os\nos.abort()\n")  # dies as a crashing library would
+
+    report, res = check(py27, env_with(mods))
+
+    crashes = [f for f in report["findings"] if f["id"] == "opencv-runtime-crash"]
+    evidence = "\n".join(e for f in crashes for e in f["evidence"])
+    assert len(crashes) == 2, report["findings"]
+    assert "`import caffe; import cv2` died in `import cv2` (SIGABRT)" in evidence
+    assert "`import cv2; import caffe` died in `import cv2` (SIGABRT)" in evidence
+    assert report["facts"]["opencv"]["runs"][0]["imported"] == ["caffe"]
+    assert res.returncode == 1
