@@ -167,3 +167,15 @@ def test_generated_cpp_code_against_the_libprotobuf_caffe_loads(
         assert any(pb["caffe_links"][1] in e for e in f["evidence"])
     else:
         assert drift == []
+
+
+def test_no_protobuf_at_all(make_venv, builder_tree, tmp_path):
+    venv = make_venv("3.9")
+    res = _check(venv, builder_tree, tmp_path)
+
+    [f] = res.findings(DRIFT)
+    assert f["severity"] == "error"
+    assert f["title"].endswith("no protobuf runtime to load caffe_pb2.py")
+    assert f"{venv.python} has no protobuf runtime" in f["evidence"]
+    assert any("No module named 'google'" in e for e in f["evidence"])
+    assert f"`{venv.python} -m pip install 'protobuf>=3.20.3,<8'`" in f["fix"]

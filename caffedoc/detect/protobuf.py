@@ -90,7 +90,11 @@ def _python_side(pb: ProtobufFacts, py: PythonFacts | None, proto: str | None) -
             Severity.ERROR,
             evidence,
             fix=_runtime_fix(pb.python, version, code, proto),
-            detail=f"protobuf {rt.version if rt else 'missing'} cannot load caffe_pb2.py",
+            detail=(
+                f"protobuf {rt.version} cannot load caffe_pb2.py"
+                if rt and rt.version
+                else "no protobuf runtime to load caffe_pb2.py"
+            ),
         )
         return
     if not rt or not rt.version or not code.needs:
