@@ -55,6 +55,7 @@ class Interpreter:
 
     path: str
     error: str | None = None
+    executable: str | None = None  # sys.executable: what a shim or symlink really runs
     version: str | None = None
     implementation: str | None = None
     soabi: str | None = None
@@ -221,6 +222,7 @@ def _introspect(python: str, ctx: Context) -> Interpreter:
     pk = info.get("packages", {})
     return Interpreter(
         path=python,
+        executable=info.get("executable"),
         version=info.get("version"),
         implementation=info.get("implementation"),
         soabi=info.get("soabi"),
@@ -469,7 +471,8 @@ def _summarize(f: PythonFacts) -> list[str]:
     lines = []
     if t.ok:
         venv = f", venv of {t.base_prefix}" if t.in_venv else ""
-        lines.append(f"target: {t.path} (Python {t.version}{venv})")
+        runs = f"{t.executable}, " if t.executable and t.executable != t.path else ""
+        lines.append(f"target: {t.path} ({runs}Python {t.version}{venv})")
     else:
         lines.append(f"target: {t.path} could not be examined: {t.error}")
     for c in f.commands:
