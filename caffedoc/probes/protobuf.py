@@ -177,8 +177,8 @@ def _summarize(f: ProtobufFacts) -> list[str]:
     lines = []
     rt = f.target_runtime
     if rt and rt.version:
-        impl = f", {f.implementation}" if f.implementation else ""
-        lines.append(f"Python runtime {rt.version}{impl} ({rt.location})")
+        how = ", ".join(x for x in (f.implementation, rt.installer and f"by {rt.installer}") if x)
+        lines.append(f"Python runtime {rt.version}{f', {how}' if how else ''} ({rt.location})")
         lines += [f"shadowed on sys.path: protobuf {s}" for s in rt.shadowed]
     else:
         lines.append(f"no protobuf Python runtime in {f.python}")
@@ -193,6 +193,10 @@ def _summarize(f: ProtobufFacts) -> list[str]:
         lines.append(f"{f.caffe_links_from} loads no shared libprotobuf (linked statically)")
     if f.headers:
         lines.append(f"headers: {f.headers[1]} in {f.headers[0]}")
+    by_version: dict[str, list[str]] = {}
+    for package, version in sorted(f.dpkg.items()):
+        by_version.setdefault(version, []).append(package)
+    lines += [f"dpkg {v}: {', '.join(names)}" for v, names in by_version.items()]
     return lines
 
 
