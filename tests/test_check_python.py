@@ -200,3 +200,18 @@ def test_pyenv_shims_are_followed_as_pyenv_does(make_venv, tmp_path):
     assert commands["pip"]["via"] == f"pyenv shim → {which.stdout.strip()}"
     [f] = res.findings(DRIFT)
     assert any(f"installs into {py27.parent.parent} (Python 2.7" in e for e in f["evidence"])
+
+
+def test_env_shebang_is_resolved_on_path(make_venv, tmp_path):
+    venv = make_venv("3.9")
+    other = pyenv_python("3.10")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    _script(scripts / "pip", "#!/usr/bin/env python3.10\n")
+    env = check_env(tmp_path / "home", scripts, venv.bin, other.parent)
+    res = run_check(venv.python, env, tmp_path)
+
+    [f] = res.findings(DRIFT)
+    [line] = f["evidence"]
+    assert f"shebang `#!/usr/bin/env python3.10`, which finds {other.parent / 'python3.10'}" in line
+    assert f"installs into {other.parent.parent} (Python 3.10" in line

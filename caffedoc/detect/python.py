@@ -39,7 +39,11 @@ def _drifting_pips(py: PythonFacts) -> Iterator[str]:
         other = py.interpreters.get(c.runs or "")
         if c.broken or other is None or not other.ok or other.prefix == t.prefix:
             continue
-        how = f"through {c.via}" if c.via and c.via != "shebang" else f"shebang `#!{c.shebang}`"
+        how = {
+            "shebang": f"shebang `#!{c.shebang}`",
+            "env": f"shebang `#!{c.shebang}`, which finds {c.runs} on PATH",
+            "exec line": f"its exec line runs {c.runs}",
+        }.get(c.via or "", f"through {c.via}")
         yield (
             f"`{c.name}` is {c.path} ({how}): it installs into {other.prefix} "
             f"(Python {other.version}), not into {t.prefix} (Python {t.version}) where "
