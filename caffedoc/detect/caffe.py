@@ -42,6 +42,8 @@ def caffe_missing(facts: Facts) -> Iterator[Hit]:
     py: PythonFacts | None = facts.get("python")
     if cf is None or any(i.kind != "namespace" for i in cf.installs):
         return
+    if py is not None and not py.target.ok:  # its sys.path is unknown: claim nothing
+        return
     evidence = [f"no caffe package on the sys.path of {cf.python}"]
     namespaces = [i.path for i in cf.installs]
     if namespaces:
