@@ -87,6 +87,8 @@ def test_interrupted_builds_resume(built_caffe, tmp_path):
     for step in ("fetch", "patch", "configure"):
         assert f"{step:<10} done earlier (resumed)" in done.stderr
     assert install.read_record(prefix)["key"] == plan["cache_key"]
+    last = json.loads((tmp_path / "cache" / "last-build.json").read_text())
+    assert last == {"python": str(python), "prefix": str(prefix)}  # `caffedoc smoke`'s default
     res = subprocess.run(
         [python, "-c", "import caffe; print(caffe.__file__)"],
         capture_output=True,

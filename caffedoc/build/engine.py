@@ -18,6 +18,7 @@ from caffedoc.build import protobuf as pb
 from caffedoc.build.plan import Plan
 from caffedoc.build.steps import Log, Runner, StepError, StepFailed
 from caffedoc.errors import CaffedocError
+from caffedoc.smoke.pinned import remember_build
 
 
 @dataclass
@@ -114,6 +115,7 @@ def _execute_locked(plan: Plan, out: TextIO) -> Outcome:
     else:
         outcome = _build(plan, out)
     target = install.pin(plan.pth, plan.prefix)
+    remember_build(plan.python.path, plan.prefix)  # `caffedoc smoke`'s default interpreter
     out.write(f"pinned {plan.python.path} to {target} ({plan.pth})\n")
     outcome.smoke = _smoke(plan, out)
     return outcome
