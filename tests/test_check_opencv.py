@@ -119,13 +119,52 @@ def test_neither_module_importable_is_said_plainly(tmp_path, target_python):
 
 
 def test_without_cv2_the_orders_are_not_tried(tmp_path, target_python):
-    """A Caffe with no OpenCV installed: nothing to clash, and no import paid for it."""
+    """A Caffe with no OpenCV installed: nothing to clash, and no import paid for it
+    beyond the caffe probe's own `import caffe`."""
     mods = module_dir(tmp_path / "mods", proto_module(target_python, "caffe"))
     report, _ = check(target_python.python, env_with(mods))
     assert not ids(report, "opencv"), report["findings"]
     runs = report["facts"]["opencv"]["runs"]
-    assert all(r["skipped"] and r["imported"] == [] for r in runs), runs
+    assert all(r["skipped"] for r in runs), runs
+    assert [r["imported"] for r in runs] == [["caffe"], []]
     assert "cv2" in report["facts"]["opencv"]["import_errors"]
+    assert report["facts"]["caffe"]["import_attempt"]["ok"] is True
+
+
+def test_a_caffe_import_that_aborts_without_cv2_is_the_caffe_areas(tmp_path, target_python):
+    """The shared child dies in `import caffe` with no cv2 installed: caffe-import-crash
+    says so once; the import orders were not tried, so the opencv area stays quiet."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "caffe.py").write_text("import os\nos.abort()\n")
+
+    report, res = check(target_python.python, env_with(mods))
+
+    assert [f["id"] for f in report["findings"] if f["id"] == "caffe-import-crash"]
+    assert not ids(report, "opencv"), report["findings"]
+    assert report["facts"]["caffe"]["import_attempt"]["crashed"] == "killed by SIGABRT"
+    assert res.returncode == 1
+
+
+def test_a_cv2_crash_after_caffe_is_not_a_caffe_import_crash(tmp_path, target_python):
+    """One child runs the caffe probe's steps, then `import cv2`: cv2 aborting there is
+    the opencv area's finding, and the caffe import stays a success with its own stderr."""
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "caffe.py").write_text("import sys\nsys.stderr.write('caffe says hello\\n')\n")
+    (mods / "cv2.py").write_text("import os, sys\nsys.stderr.write('cv2 dies\\n')\nos.abort()\n")
+
+    report, _ = check(target_python.python, env_with(mods))
+
+    attempt = report["facts"]["caffe"]["import_attempt"]
+    assert attempt["ok"] is True and attempt["crashed"] is None, attempt
+    assert attempt["stderr_tail"] == "caffe says hello"
+    assert "caffe-import-crash" not in [f["id"] for f in report["findings"]]
+    crashes = [f for f in report["findings"] if f["id"] == "opencv-runtime-crash"]
+    evidence = "\n".join(e for f in crashes for e in f["evidence"])
+    assert "`import caffe; import cv2` died in `import cv2` (SIGABRT)" in evidence
+    assert "stderr: cv2 dies" in evidence
+    assert "@@caffedoc" not in evidence
 
 
 @pytest.mark.caffe

@@ -26,6 +26,7 @@ from caffedoc.probes.python import (
     import_attempt,
     introspect,
     once,
+    start_imports,
 )
 
 LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)")
@@ -265,6 +266,7 @@ def gather(ctx: Context) -> CaffeFacts:
 
 
 def _gather(ctx: Context) -> CaffeFacts:
+    start_imports(ctx)
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         attempt = pool.submit(import_attempt, ctx)
         tree = pool.submit(_tree, ctx, ctx.caffe_dir) if ctx.caffe_dir else None

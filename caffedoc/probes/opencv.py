@@ -4,74 +4,21 @@ Why separate processes: the failures this looks for (a protobuf descriptor
 registered twice, two OpenCV builds in one process) abort or segfault the
 interpreter, sometimes only at exit, and depend on import order. Each child
 reports its progress line by line, so whatever it printed before it died says
-which import killed it. Both orders run at once: they are the slowest part of
-`caffedoc check`.
+which import killed it. The children are the python area's import children
+(`scripts/try_import.py`): the first is also the caffe probe's `import caffe`,
+so a check imports caffe twice, not three times. Both start before the other
+probes: they are the slowest part of `caffedoc check`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from caffedoc import host
 from caffedoc.probes import Context, probe
-
-ORDERS = (("caffe", "cv2"), ("cv2", "caffe"))
-
-# Runs in the diagnosed interpreter (Python 2.7 too). Progress lines start with a tag
-# and are flushed at once, so a crash cannot swallow them.
-CHILD = """
-import os, sys
-def say(*parts):
-    sys.stdout.write('\\t'.join(['CAFFEDOC'] + [str(p) for p in parts]) + '\\n')
-    sys.stdout.flush()
-def findable(name):
-    try:
-        import importlib.util
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        import imp
-        try:
-            imp.find_module(name)
-            return True
-        except ImportError:
-            return False
-    except Exception:
-        return True
-absent = [n for n in sys.argv[1:] if not findable(n)]
-for name in absent:
-    say('error', name, "ModuleNotFoundError: No module named '%s'" % name)
-if absent:
-    say('skipped')
-    say('done')
-    sys.exit(0)
-for name in sys.argv[1:]:
-    say('start', name)
-    try:
-        mod = __import__(name)
-    except BaseException as exc:
-        say('error', name, (type(exc).__name__ + ': ' + str(exc)).replace('\\n', ' ')[:400])
-        continue
-    say('module', name, getattr(mod, '__file__', '') or '', getattr(mod, '__version__', '') or '')
-    if name == 'cv2':
-        try:
-            for line in mod.getBuildInformation().splitlines():
-                if 'protobuf' in line.lower():
-                    say('cv2-protobuf', ' '.join(line.split()))
-        except Exception:
-            pass
-try:
-    with open('/proc/self/maps') as fh:
-        mapped = set(l.split()[-1] for l in fh if 'libprotobuf' in l or 'libopencv_core' in l)
-    for path in sorted(mapped):
-        say('mapped', path)
-except (IOError, OSError):
-    pass
-say('done')
-"""
+from caffedoc.probes.python import IMPORT_ORDERS, ImportChild, imports, start_imports
 
 
 @dataclass(frozen=True)
@@ -83,7 +30,7 @@ class ImportRun:
     import_errors: dict[str, str]  # module → "ModuleNotFoundError: No module named 'cv2'"
     died_in: str | None  # the module whose import was under way when the process died
     finished: bool  # every import was attempted and reported
-    skipped: bool  # not attempted: one of the modules is not installed at all
+    skipped: bool  # the pair not tried: a module is not installed (a leading caffe still is)
     ended: str  # host.Result.describe(): exit status, signal or timeout
     returncode: int | None
     signal: str | None
@@ -149,35 +96,29 @@ def _origin(name: str, file: str) -> str:
     return "elsewhere on sys.path"
 
 
-def _run(ctx: Context, order: tuple[str, ...]) -> tuple[ImportRun, list[list[str]]]:
-    res = host.run([ctx.python, "-c", CHILD, *order], timeout=ctx.timeout, env=ctx.env)
-    tags = [
-        line.split("\t")[1:] for line in res.stdout.splitlines() if line.startswith("CAFFEDOC\t")
-    ]
-    imported = tuple(t[1] for t in tags if t[0] == "module")
-    errors = {t[1]: t[2] for t in tags if t[0] == "error" and len(t) > 2}
-    started = [t[1] for t in tags if t[0] == "start"]
-    finished = any(t[0] == "done" for t in tags)
+def _run(child: ImportChild) -> ImportRun:
+    imported = tuple(d["module"] for d in child.named("module"))
+    errors = {d["module"]: d["error"] for d in child.named("absent") + child.named("error")}
+    started = [d["module"] for d in child.named("start")]
+    finished = child.step("done") is not None
     died_in = None
     if not finished and started and started[-1] not in imported and started[-1] not in errors:
         died_in = started[-1]
-    tail = tuple(line for line in res.stderr.strip().splitlines()[-30:] if line.strip())
-    return (
-        ImportRun(
-            order=order,
-            imported=imported,
-            import_errors=errors,
-            died_in=died_in,
-            finished=finished,
-            skipped=any(t[0] == "skipped" for t in tags),
-            ended=res.describe().replace(CHILD, repr("; ".join(f"import {m}" for m in order))),
-            returncode=res.returncode,
-            signal=res.signal_name,
-            timed_out=res.timed_out,
-            stderr_tail=tail,
-            seconds=round(res.seconds, 2),
-        ),
-        tags,
+    res = child.result
+    tail = tuple(line for line in child.stderr.strip().splitlines()[-30:] if line.strip())
+    return ImportRun(
+        order=child.order,
+        imported=imported,
+        import_errors=errors,
+        died_in=died_in,
+        finished=finished,
+        skipped=bool(child.named("absent")),
+        ended=child.ended,
+        returncode=res.returncode,
+        signal=res.signal_name,
+        timed_out=res.timed_out,
+        stderr_tail=tail,
+        seconds=round(res.seconds, 2),
     )
 
 
@@ -192,7 +133,9 @@ def _summarize(f: OpencvFacts) -> list[str]:
     if f.cv2_protobuf:
         lines.append("cv2's protobuf: " + "; ".join(f.cv2_protobuf))
     for run in f.runs:
-        if run.crashed_at_exit:
+        if run.skipped:
+            how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"
+        elif run.crashed_at_exit:
             how = f"crashed at exit ({run.signal})"
         elif run.crashed:
             how = f"died in import {run.died_in} ({run.signal or 'timed out'})"
@@ -201,8 +144,6 @@ def _summarize(f: OpencvFacts) -> list[str]:
         elif not run.finished:
             last = run.stderr_tail[-1].strip() if run.stderr_tail else ""
             how = f"ended early: {run.ended}" + (f": {last}" if last else "")
-        elif run.skipped:
-            how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"
         elif run.import_errors:
             how = "import error (" + ", ".join(sorted(run.import_errors)) + ")"
         else:
@@ -213,21 +154,22 @@ def _summarize(f: OpencvFacts) -> list[str]:
 
 @probe("opencv", _summarize)
 def gather(ctx: Context) -> OpencvFacts:
-    with concurrent.futures.ThreadPoolExecutor(len(ORDERS)) as pool:
-        results = list(pool.map(lambda order: _run(ctx, order), ORDERS))
-    runs = tuple(run for run, _ in results)
+    start_imports(ctx)
+    children = [imports(ctx, order) for order in IMPORT_ORDERS]
+    runs = tuple(_run(child) for child in children)
     modules: dict[str, Module] = {}
     cv2_protobuf: list[str] = []
     mapped: set[str] = set()
-    for _, tags in results:
-        for t in tags:
-            if t[0] == "cv2-protobuf" and t[1] not in cv2_protobuf:
-                cv2_protobuf.append(t[1])
-            elif t[0] == "mapped":
-                mapped.add(t[1])
-            elif t[0] == "module" and t[1] not in modules:
-                file, version = [*t, "", ""][2:4]
-                modules[t[1]] = Module(t[1], file, version or None, _origin(t[1], file))
+    for child in children:
+        for d in child.named("cv2-protobuf"):
+            if d["line"] not in cv2_protobuf:
+                cv2_protobuf.append(d["line"])
+        for d in child.named("mapped"):
+            mapped.update(d["paths"])
+        for d in child.named("module"):
+            name, file = d["module"], d.get("file") or ""
+            if name not in modules:
+                modules[name] = Module(name, file, d.get("version") or None, _origin(name, file))
     import_errors: dict[str, str] = {}
     for run in runs:
         for name, why in run.import_errors.items():

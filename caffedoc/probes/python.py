@@ -6,10 +6,13 @@ each the interpreter it really runs (shebangs and pyenv shims followed). The
 *interpreters*: what each one sees, from `scripts/introspect.py` run inside it
 (sys.path, site dirs, .pth files, and every caffe, protobuf and numpy on its
 sys.path, located without importing them). The target interpreter also gets
-a real `import caffe` in a child of its own (`scripts/try_import.py`).
+the real imports, in two children of `scripts/try_import.py`: `import caffe;
+import cv2` (whose caffe steps are the caffe probe's import attempt) and the
+reverse (the opencv probe reads both).
 
-The protobuf and caffe probes read the same interpreter facts: `introspect` and
-`import_attempt` run each child once per context however many probes ask.
+The protobuf, caffe and opencv probes read the same facts: `introspect` and
+`imports` run each child once per context however many probes ask, and the
+import children start with the python probe, before anything else.
 """
 
 from __future__ import annotations
@@ -147,6 +150,12 @@ def once(ctx: Context, key: tuple, compute: Callable[[], T]) -> T:
     The cache lives as long as `ctx`: a later check (after `caffedoc fix`, say) with a
     new context looks at the machine afresh.
     """
+    return _future(ctx, key, compute, background=False).result()
+
+
+def _future(
+    ctx: Context, key: tuple, compute: Callable[[], T], *, background: bool
+) -> concurrent.futures.Future:
     with _lock:
         scope = _scopes.get(id(ctx))
         if scope is None:
@@ -156,12 +165,18 @@ def once(ctx: Context, key: tuple, compute: Callable[[], T]) -> T:
         owner = fut is None
         if owner:
             fut = scope[key] = concurrent.futures.Future()
-    if owner:
-        try:
-            fut.set_result(compute())
-        except BaseException as exc:
-            fut.set_exception(exc)
-    return fut.result()
+    if owner and background:
+        threading.Thread(target=_fill, args=(fut, compute), daemon=True).start()
+    elif owner:
+        _fill(fut, compute)
+    return fut
+
+
+def _fill(fut: concurrent.futures.Future, compute: Callable[[], Any]) -> None:
+    try:
+        fut.set_result(compute())
+    except BaseException as exc:
+        fut.set_exception(exc)
 
 
 # --- interpreters ------------------------------------------------------------------
@@ -247,46 +262,95 @@ def introspect(ctx: Context, python: str | os.PathLike[str]) -> Interpreter:
     return once(ctx, ("introspect", p), lambda: _introspect(p, ctx))
 
 
-def _import_attempt(ctx: Context) -> ImportAttempt:
+@dataclass(frozen=True)
+class ImportChild:
+    """One run of `scripts/try_import.py`: its steps in order, and how it ended."""
+
+    order: tuple[str, ...]
+    steps: tuple[tuple[str, dict[str, Any]], ...]  # (step, what it reported), in order
+    result: host.Result
+    ended: str  # how the child ended, its script named rather than quoted
+
+    def step(self, name: str) -> dict[str, Any] | None:
+        return next((data for step, data in self.steps if step == name), None)
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [data for step, data in self.steps if step == name]
+
+    @property
+    def caffe_stderr(self) -> str:
+        """What the child printed on stderr up to the end of its caffe steps."""
+        return self.result.stderr.split(MARK + "caffe-done", 1)[0]
+
+    @property
+    def stderr(self) -> str:
+        return self.result.stderr.replace(MARK + "caffe-done\n", "")
+
+
+# `import caffe; import cv2` (which is also the caffe probe's `import caffe`) and the
+# reverse: each imports caffe, the slowest thing a check does, so they start first.
+IMPORT_ORDERS: tuple[tuple[str, ...], ...] = (("caffe", "cv2"), ("cv2", "caffe"))
+
+
+def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
     exe = executable(str(ctx.python), ctx.env)
-    res = host.run([exe, "-c", script], timeout=ctx.timeout, env=ctx.env)
-    steps: dict[str, dict[str, Any]] = {}
+    res = host.run([exe, "-c", script, *order], timeout=ctx.timeout, env=ctx.env)
+    steps = []
     for line in res.stdout.splitlines():
         if line.startswith(MARK):
             try:
                 data = json.loads(line[len(MARK) :])
             except ValueError:
                 continue
-            steps[data.pop("step", "?")] = data
+            if isinstance(data, dict) and "step" in data:
+                steps.append((data.pop("step"), data))
+    return ImportChild(order, tuple(steps), res, _ended(res, script, "try_import.py"))
+
+
+def start_imports(ctx: Context) -> None:
+    """Start both import-order children now, in the background, once per context."""
+    for order in IMPORT_ORDERS:
+        _future(ctx, ("imports", order), lambda o=order: _run_imports(ctx, o), background=True)
+
+
+def imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
+    """The child that imports `order` in one process, once per context."""
+    return once(ctx, ("imports", order), lambda: _run_imports(ctx, order))
+
+
+def _attempt(child: ImportChild, timeout: float) -> ImportAttempt:
+    res = child.result
     crashed = None
-    if res.timed_out:
-        crashed = f"did not finish within {ctx.timeout:.0f} s"
-    elif res.signal_name:
-        crashed = f"killed by {res.signal_name}"
-    elif res.error:
-        crashed = f"could not start: {res.error}"
-    imp = steps.get("import")
-    stderr_tail = "\n".join(res.stderr.strip().splitlines()[-6:])
+    # The protobuf step ends the caffe steps: a crash after it belongs to a later import.
+    if child.step("protobuf") is None:
+        if res.timed_out:
+            crashed = f"did not finish within {timeout:.0f} s"
+        elif res.signal_name:
+            crashed = f"killed by {res.signal_name}"
+        elif res.error:
+            crashed = f"could not start: {res.error}"
+    imp = child.step("import")
+    stderr_tail = "\n".join(child.caffe_stderr.strip().splitlines()[-6:])
     if imp is None:
         return ImportAttempt(
             ok=False,
-            ran=_ended(res, script, "try_import.py"),
+            ran=child.ended,
             error=crashed or "the import child printed no result",
             stderr_tail=stderr_tail,
-            crashed=crashed or _ended(res, script, "try_import.py"),
+            crashed=crashed or child.ended,
         )
     return ImportAttempt(
         ok=bool(imp.get("ok")),
-        ran=_ended(res, script, "try_import.py"),
+        ran=child.ended,
         error_type=imp.get("error_type"),
         error=imp.get("error"),
         frames=tuple(imp.get("frames", ())),
         caffe=imp.get("caffe"),
         extension=imp.get("extension"),
         pb2=imp.get("pb2"),
-        pb2_load=steps.get("pb2"),
-        protobuf=steps.get("protobuf"),
+        pb2_load=child.step("pb2"),
+        protobuf=child.step("protobuf"),
         numpy=imp.get("numpy"),
         stderr_tail=stderr_tail,
         crashed=crashed,
@@ -294,8 +358,9 @@ def _import_attempt(ctx: Context) -> ImportAttempt:
 
 
 def import_attempt(ctx: Context) -> ImportAttempt:
-    """`import caffe` under the target interpreter, once per context."""
-    return once(ctx, ("import",), lambda: _import_attempt(ctx))
+    """`import caffe` under the target interpreter: the first steps of the child that
+    then imports cv2 (`import caffe; import cv2`)."""
+    return _attempt(imports(ctx, IMPORT_ORDERS[0]), ctx.timeout)
 
 
 # --- commands ----------------------------------------------------------------------
@@ -487,6 +552,7 @@ def _summarize(f: PythonFacts) -> list[str]:
 
 
 def _gather(ctx: Context) -> PythonFacts:
+    start_imports(ctx)
     commands, (root, versions) = find_commands(ctx.env)
     others = {c.runs for c in commands if c.first_on_path and c.runs and not c.broken}
     wanted = [str(ctx.python), *sorted(others - {str(ctx.python)})]

@@ -1,13 +1,26 @@
 # Runs inside the interpreter being examined (Python 2.7 and 3.6+), as
-# `python -c <this file's text>`, in its own process with a timeout: the real
-# `import caffe` may abort or segfault, so each step prints its own JSON line
-# (prefixed with MARK) and flushes before the next one starts. Steps:
-#   import   - `import caffe`, as a user would
+# `python -c <this file's text> MODULE...`, in its own process with a timeout: the
+# real imports may abort or segfault, so each step prints its own JSON line
+# (prefixed with MARK) and flushes before the next one starts.
+#
+# It imports the named modules in the order given (`caffe cv2`, `cv2 caffe`): one
+# child serves both the caffe probe (how `import caffe` went) and the opencv probe
+# (how the two imports fare in one process, in that order). Steps:
+#   absent   - a module not installed at all; then the pair is not tried, only a
+#              leading caffe (the caffe probe still wants its own import)
+#   start    - an import begins: a crash after it names the module that died
+#   module / error - it imported (file, version), or raised
+#   import   - for caffe: its full account, as a user would `import caffe`
 #   pb2      - whether caffe/proto/caffe_pb2.py loads (protobuf runtime vs
 #              generated code): the import's own failure when it failed there,
 #              else a load of the file on its own when the import never reached it
 #   protobuf - the protobuf runtime's version and implementation (upb, cpp,
 #              python), now that caffe has imported it
+#   cv2-protobuf - what cv2's build information says about protobuf
+#   mapped   - libprotobuf / libopencv_core files loaded, once the pair imported
+#   done     - every step ran
+# The caffe steps end with MARK + "caffe-done" on stderr too, so what caffe
+# printed there can be told from what a later import printed.
 import json
 import os
 import sys
@@ -38,6 +51,24 @@ def failure(exc):
 def module_file(name):
     mod = sys.modules.get(name)
     return getattr(mod, "__file__", None) if mod is not None else None
+
+
+def findable(name):
+    """Whether `name` is installed, found without running it."""
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        import imp
+
+        try:
+            imp.find_module(name)
+            return True
+        except ImportError:
+            return False
+    except Exception:
+        return True
 
 
 def locate_pb2():
@@ -76,7 +107,7 @@ def load_pb2(path):
         imp.load_source("caffedoc_probe_caffe_pb2", path)
 
 
-def main():
+def import_caffe():
     try:
         import caffe  # noqa: F401
 
@@ -88,6 +119,10 @@ def main():
     result["pb2"] = module_file("caffe.proto.caffe_pb2")
     result["numpy"] = getattr(sys.modules.get("numpy"), "__version__", None)
     emit("import", **result)
+    if result["ok"]:
+        emit("module", module="caffe", file=result["caffe"], version=version_of("caffe"))
+    else:
+        emit("error", module="caffe", error=one_line(result["error_type"], result["error"]))
 
     if result.get("pb2_failed"):
         # The generated code itself failed: that is the answer (loading it again would
@@ -118,6 +153,59 @@ def main():
         )
     except BaseException as exc:
         emit("protobuf", **failure(exc))
+    sys.stderr.write(MARK + "caffe-done\n")
+    sys.stderr.flush()
 
 
-main()
+def one_line(kind, message):
+    return (kind + ": " + message).replace("\n", " ")[:400]
+
+
+def version_of(name):
+    return getattr(sys.modules.get(name), "__version__", None)
+
+
+def import_other(name):
+    try:
+        mod = __import__(name)
+    except BaseException as exc:
+        emit("error", module=name, error=one_line(type(exc).__name__, str(exc)))
+        return
+    emit("module", module=name, file=getattr(mod, "__file__", None), version=version_of(name))
+    if name == "cv2":
+        try:
+            for line in mod.getBuildInformation().splitlines():
+                if "protobuf" in line.lower():
+                    emit("cv2-protobuf", line=" ".join(line.split()))
+        except Exception:
+            pass
+
+
+def mapped():
+    try:
+        with open("/proc/self/maps") as fh:
+            found = set(
+                line.split()[-1] for line in fh if "libprotobuf" in line or "libopencv_core" in line
+            )
+    except (IOError, OSError):
+        return
+    emit("mapped", paths=sorted(found))
+
+
+def main(order):
+    absent = [name for name in order if not findable(name)] if len(order) > 1 else []
+    for name in absent:
+        emit("absent", module=name, error="ModuleNotFoundError: No module named '%s'" % name)
+    todo = order if not absent else order[:1] if order[0] == "caffe" else []
+    for name in todo:
+        emit("start", module=name)
+        if name == "caffe":
+            import_caffe()
+        else:
+            import_other(name)
+    if todo and not absent:
+        mapped()
+    emit("done")
+
+
+main(sys.argv[1:] or ["caffe"])
