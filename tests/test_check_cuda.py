@@ -74,6 +74,10 @@ def test_cudnn_in_a_directory_the_loader_does_not_search(cuda10, linker_config, 
     assert report["status"] == "error"
     # The known-good pairing raises nothing else in the area.
     assert not findings(report, "cudnn-version")
+    # The caffe area sees the same missing library, and leaves it to cuda-library-path:
+    # one missing libcudnn, one finding.
+    assert "libcudnn.so.7" in report["facts"]["caffe"]["tree"]["libcaffe"]["missing"]
+    assert not findings(report, "caffe-library-missing"), report["findings"]
 
 
 def test_listed_and_cached_directory_is_clean(cuda10, linker_config, target_python):
@@ -93,6 +97,15 @@ def test_listed_and_cached_directory_is_clean(cuda10, linker_config, target_pyth
     }
     assert needed["libcudnn.so.7"]["how"] == "ld.so.cache"
     assert needed["libcudnn.so.7"]["real_name"] == "libcudnn.so.7.3.1"
+    # The caffe area resolves through the same private cache, although the machine's own
+    # loader (and so `ldd`) still cannot find libcudnn.so.7.
+    assert "libcudnn.so.7: cannot open shared object file" in load_error(
+        caffe / "lib" / "libcaffe.so.1.0.0", dict(os.environ)
+    )
+    libcaffe = report["facts"]["caffe"]["tree"]["libcaffe"]
+    assert libcaffe["missing"] == [], libcaffe
+    assert libcaffe["libraries"]["libcudnn.so.7"] == str(root / "lib64" / "libcudnn.so.7")
+    assert not findings(report, "caffe-library-missing"), report["findings"]
 
 
 def test_listed_directory_with_a_stale_cache_says_run_ldconfig(

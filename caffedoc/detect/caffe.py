@@ -4,12 +4,14 @@ a compiled module whose libraries do not resolve."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts, Install, Linkage
+from caffedoc.probes.cuda import CUDA_LIB
 from caffedoc.probes.python import PythonFacts
 
 LOADER_ERRORS = (
@@ -17,6 +19,7 @@ LOADER_ERRORS = (
     "No module named '_caffe'",
     "No module named _caffe",
 )
+CANNOT_OPEN = re.compile(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")
 
 
 def _describe(i: Install) -> str:
@@ -136,9 +139,23 @@ def _fix(stale: Install, intended: Install | None, parent: str, py: PythonFacts 
     )
 
 
-def _missing(link: Linkage, what: str) -> str:
-    names = ", ".join(f"{n} => not found" for n in link.missing)
+def _missing(link: Linkage) -> list[str]:
+    """What the link misses, CUDA and cuDNN aside: those are cuda-library-path's, which
+    knows where they are and which loader entry would find them."""
+    return [n for n in link.missing if not CUDA_LIB.match(n)]
+
+
+def _missing_text(link: Linkage, what: str) -> str:
+    names = ", ".join(f"{n} => not found" for n in _missing(link))
     return f"{what} {link.path} needs libraries the dynamic loader cannot find: {names}"
+
+
+def _loader_error(error: str | None) -> bool:
+    """The import failed in the loader, for a library that is not CUDA's."""
+    if not error or not any(s in error for s in LOADER_ERRORS):
+        return False
+    m = CANNOT_OPEN.search(error)
+    return not (m and CUDA_LIB.match(m.group(1)))
 
 
 @detects("caffe-library-missing")
@@ -160,20 +177,19 @@ def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
         ):
             links.append(cf.tree.extension.linkage)
     for link in links:
-        if link.missing:
+        if _missing(link):
             kind = "libcaffe" if "libcaffe" in os.path.basename(link.path) else "pycaffe's module"
-            evidence.append(_missing(link, kind))
+            evidence.append(_missing_text(link, kind))
         elif link.error:
             evidence.append(f"the dynamic loader rejects {link.path}: {link.error}")
     a = cf.import_attempt
-    said = a.error and any(s in a.error for s in LOADER_ERRORS)
-    if said:
+    if _loader_error(a.error):
         evidence.append(
             f"`import caffe` under {cf.python}: {a.error_type}: {a.error.splitlines()[0]}"
         )
     if not evidence:
         return
-    present = _found_elsewhere(cf, [n for x in links for n in x.missing])
+    present = _found_elsewhere(cf, [n for x in links for n in _missing(x)])
     fix = None
     if cf.tree and cf.tree.packages and w is not None and not w.in_tree:
         fix = (

@@ -2,8 +2,9 @@
 wins, whether its compiled module and the libraries behind it resolve, and what
 a `--caffe` tree holds.
 
-Library resolution is what the dynamic loader itself reports (`ldd`, which runs
-ld.so in trace mode with the user's LD_LIBRARY_PATH). What a compiled module
+Library resolution is the loader's own search, reconstructed by `loader` from
+the context's linker configuration and cache and the user's LD_LIBRARY_PATH (the
+cuda area resolves the same way, so both agree). What a compiled module
 was built for is read from its bytes: the init symbol (`PyInit__caffe` is
 Python 3, `init_caffe` Python 2), the Boost.Python/libpython it links, and the
 numpy C-API import it embeds (numpy 2 headers import `numpy._core`).
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from caffedoc import host
 from caffedoc.probes import Context, probe
+from caffedoc.probes.loader import NoReadelf, closure
 from caffedoc.probes.python import (
     ImportAttempt,
     Interpreter,
@@ -29,7 +31,6 @@ from caffedoc.probes.python import (
     start_imports,
 )
 
-LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(not found|\S+)")
 # Libraries worth naming in a report, by what they say about the build.
 NOTABLE = re.compile(
     r"^lib(caffe|protobuf|python\d|boost_python|cudart|cublas|curand|cudnn|nccl|opencv_core"
@@ -43,9 +44,10 @@ class Linkage:
     """What the dynamic loader makes of one shared object."""
 
     path: str
-    missing: tuple[str, ...] = ()  # sonames that resolve nowhere
+    missing: tuple[str, ...] = ()  # sonames that resolve nowhere (itself or what it loads)
     libraries: dict[str, str] = field(default_factory=dict)  # notable soname → resolved path
-    error: str | None = None  # ldd could not run or refused the file
+    error: str | None = None  # the file is no shared object the loader could load
+    unknown: str | None = None  # why it could not be examined (no readelf here)
 
     def find(self, prefix: str) -> tuple[str, str] | None:
         for name, path in self.libraries.items():
@@ -106,28 +108,21 @@ class CaffeFacts:
         return next((i for i in self.installs if i.wins), None)
 
 
-def _ldd(ctx: Context, path: str) -> Linkage:
-    res = host.run(["ldd", path], timeout=ctx.timeout, env=ctx.env)
-    if not res.ok:
-        why = res.stderr.strip() or res.stdout.strip() or res.describe()
-        return Linkage(path, libraries={}, error=why.splitlines()[0])
-    missing, libs = [], {}
-    for line in res.stdout.splitlines():
-        m = LDD_LINE.match(line)
-        if not m:
-            continue
-        name, where = m.groups()
-        if where == "not found":
-            missing.append(name)
-        elif NOTABLE.match(name):
-            libs[name] = where
-    return Linkage(path, tuple(dict.fromkeys(missing)), libs)
+def _linkage(ctx: Context, path: str) -> Linkage:
+    try:
+        seen = closure(ctx, path)
+    except NoReadelf as exc:
+        return Linkage(path, unknown=f"readelf is missing (install binutils): {exc}")
+    if seen.error:
+        return Linkage(path, error=seen.error)
+    libs = {n.soname: str(n.path) for n in seen.loaded if n.path and NOTABLE.match(n.soname)}
+    return Linkage(path, seen.missing, libs)
 
 
 def linkage(ctx: Context, path: str | os.PathLike[str]) -> Linkage:
-    """`ldd` of one shared object, once per context."""
+    """What one shared object loads, resolved as the loader would; once per context."""
     p = str(path)
-    return once(ctx, ("ldd", p), lambda: _ldd(ctx, p))
+    return once(ctx, ("linkage", p), lambda: _linkage(ctx, p))
 
 
 def _built_for(path: str, link: Linkage) -> tuple[int | None, str | None, str | None]:
@@ -247,6 +242,8 @@ def _summarize(f: CaffeFacts) -> list[str]:
         lines.append(f"imports {w.path}{build}, from {w.origin}")
         if len(f.installs) > 1:
             lines.append(f"{len(f.installs) - 1} other caffe package(s) on sys.path")
+        if w.extension and w.extension.linkage.unknown:
+            lines.append(f"its libraries not examined: {w.extension.linkage.unknown}")
     a = f.import_attempt
     if a.ok:
         lines.append("`import caffe` works")

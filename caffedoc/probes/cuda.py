@@ -5,7 +5,8 @@ places (a toolkit's version, a cuDNN header and library that disagree, a library
 directory the dynamic loader never searches, a driver too old for the runtime).
 The loader's view is reconstructed from the same inputs ld.so uses (ld.so.conf
 and its includes, the cache as `ldconfig -p` prints it, LD_LIBRARY_PATH, each
-library's RUNPATH), so a test can point all of them at a private configuration.
+library's RUNPATH), so a test can point all of them at a private configuration;
+`loader` does the resolving, for the caffe area too.
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ import glob
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from caffedoc import host
 from caffedoc.probes import Context, probe
+from caffedoc.probes.loader import (
+    Needed,
+    NoReadelf,
+    cache_lookup,
+    closure,
+    conf_dirs,
+    expand,
+    ld_library_path,
+    multiarch,
+    read_cache,
+    system_dirs,
+)
 from caffedoc.probes.python import introspect
 
 # Libraries of the toolkit and cuDNN that a CUDA build of Caffe links.
@@ -28,7 +40,6 @@ CUDA_LIB = re.compile(
     r"^lib(cudnn\w*|cudart|cublas|cublasLt|curand|cufft|cusparse|cusolver|nvrtc)\.so"
 )
 GPU_BUILD_LIB = re.compile(r"^lib(cudart|cublas|curand|cudnn)\.so")
-SBIN = ("/usr/sbin", "/sbin")
 
 
 @dataclass(frozen=True)
@@ -69,18 +80,6 @@ class LibraryDir:
     libraries: tuple[str, ...]
     covered_by: str | None  # "ld.so.conf", "LD_LIBRARY_PATH", "system directory" or None
     not_in_cache: tuple[str, ...]  # sonames here the cache lacks although the conf lists the dir
-
-
-@dataclass(frozen=True)
-class Needed:
-    soname: str
-    path: Path | None  # where the loader finds it; None: it does not resolve
-    how: str | None  # "RUNPATH", "ld.so.cache", "LD_LIBRARY_PATH", "loaded by the interpreter"…
-    real_name: str | None  # the resolved file's real name: libcudnn.so.7.6.5
-
-    @property
-    def resolved(self) -> bool:
-        return self.path is not None or self.how == "loaded by the interpreter"
 
 
 @dataclass(frozen=True)
@@ -238,10 +237,6 @@ def _driver(ctx: Context) -> Driver:
 # ---------------------------------------------------------------- cuDNN headers
 
 
-def _multiarch() -> str:
-    return getattr(sys.implementation, "_multiarch", "") or ""
-
-
 def _include_dirs(ctx: Context, toolkits: Iterable[Toolkit]) -> list[Path]:
     dirs = []
     for t in toolkits:
@@ -251,7 +246,7 @@ def _include_dirs(ctx: Context, toolkits: Iterable[Toolkit]) -> list[Path]:
     for var in ("CUDNN_HOME", "CUDNN_ROOT", "CUDNN_PATH"):
         if ctx.env.get(var):
             dirs.append(Path(ctx.env[var]) / "include")
-    dirs += [Path("/usr/include"), Path("/usr/include") / _multiarch(), Path("/usr/local/include")]
+    dirs += [Path("/usr/include"), Path("/usr/include") / multiarch(), Path("/usr/local/include")]
     return dirs
 
 
@@ -281,65 +276,6 @@ def _cudnn_headers(dirs: Iterable[Path]) -> list[CudnnHeader]:
 # ---------------------------------------------------------------- linker configuration
 
 
-def _conf_dirs(conf: Path, seen: set[str] | None = None) -> tuple[list[Path], list[str]]:
-    """Directories an ld.so.conf lists, `include` lines followed (relative to the file)."""
-    seen = set() if seen is None else seen
-    dirs: list[Path] = []
-    includes: list[str] = []
-    real = os.path.realpath(conf)
-    if real in seen:
-        return dirs, includes
-    seen.add(real)
-    for raw in (host.read_text(conf) or "").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("hwcap "):
-            continue
-        if line.startswith("include "):
-            for pattern in line.split()[1:]:
-                pattern = str(conf.parent / pattern) if not os.path.isabs(pattern) else pattern
-                includes.append(pattern)
-                for inc in sorted(glob.glob(pattern)):
-                    more, nested = _conf_dirs(Path(inc), seen)
-                    dirs += more
-                    includes += nested
-            continue
-        dirs += [Path(d.split("=", 1)[0]) for d in re.split(r"[\s:,]+", line) if d]
-    return dirs, includes
-
-
-def _ldconfig(ctx: Context) -> Path | None:
-    found = host.which_all("ldconfig", ctx.env.get("PATH", "") + os.pathsep + os.pathsep.join(SBIN))
-    return found[0] if found else None
-
-
-def _read_cache(ctx: Context) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
-    """soname → [(flags, path)] as `ldconfig -p -C CACHE` prints them."""
-    ldconfig = _ldconfig(ctx)
-    if ldconfig is None:
-        return {}, "ldconfig not found"
-    res = host.run([ldconfig, "-p", "-C", ctx.ld_so_cache], timeout=ctx.timeout, env=ctx.env)
-    if not res.ok:
-        return {}, f"{res.describe()}: {res.stderr.strip()[:200]}"
-    cache: dict[str, list[tuple[str, str]]] = {}
-    for line in res.stdout.splitlines():
-        m = re.match(r"^\s+(\S+) \(([^)]*)\).* => (.+)$", line)
-        if m:
-            cache.setdefault(m.group(1), []).append((m.group(2), m.group(3).strip()))
-    return cache, None
-
-
-def _cache_lookup(cache: Mapping[str, list[tuple[str, str]]], soname: str) -> str | None:
-    entries = cache.get(soname, [])
-    wide = [p for flags, p in entries if "64" in flags]
-    return (wide or [p for _f, p in entries] or [None])[0]
-
-
-def _system_dirs() -> list[Path]:
-    arch = _multiarch()
-    dirs = [Path("/lib") / arch, Path("/usr/lib") / arch] if arch else []
-    return [*dirs, Path("/lib64"), Path("/usr/lib64"), Path("/lib"), Path("/usr/lib")]
-
-
 def _library_dirs(
     candidates: Iterable[Path],
     conf_dirs: list[Path],
@@ -348,7 +284,7 @@ def _library_dirs(
 ) -> list[LibraryDir]:
     conf = {os.path.realpath(d) for d in conf_dirs}
     llp = {os.path.realpath(d) for d in ld_library_path if d}
-    system = {os.path.realpath(d) for d in _system_dirs()}
+    system = {os.path.realpath(d) for d in system_dirs()}
     cached = {
         os.path.realpath(p)
         for name, entries in cache.items()
@@ -391,46 +327,6 @@ def _library_dirs(
 # ---------------------------------------------------------------- Caffe's libraries
 
 
-class _NoReadelf(Exception):
-    """readelf (binutils) is missing: Caffe's libraries cannot be examined."""
-
-
-@dataclass
-class _Elf:
-    needed: list[str] = field(default_factory=list)
-    runpath: list[str] = field(default_factory=list)
-    rpath: list[str] = field(default_factory=list)
-    device_code: bool = False  # a .nv_fatbin section: kernels compiled by nvcc
-
-
-def _readelf_dynamic(paths: list[Path], ctx: Context) -> dict[str, _Elf]:
-    """DT_NEEDED, RUNPATH, RPATH and CUDA code of each file, from one `readelf` run."""
-    if not paths:
-        return {}
-    res = host.run(["readelf", "-W", "-d", "-S", *paths], timeout=ctx.timeout, env=ctx.env)
-    if res.error:
-        raise _NoReadelf(res.describe())
-    out: dict[str, _Elf] = {}
-    current = _Elf() if len(paths) == 1 else None
-    if current is not None:
-        out[str(paths[0])] = current
-    for line in res.stdout.splitlines():
-        if line.startswith("File: "):
-            current = out.setdefault(line[6:].strip(), _Elf())
-            continue
-        if current is not None and " .nv_fatbin " in line:
-            current.device_code = True
-        m = re.search(r"\((NEEDED|RUNPATH|RPATH)\)\s+[^\[]*\[(.*)\]", line)
-        if not m or current is None:
-            continue
-        kind, value = m.groups()
-        if kind == "NEEDED":
-            current.needed.append(value)
-        else:
-            getattr(current, kind.lower()).extend(p for p in value.split(":") if p)
-    return out
-
-
 def _dyn_imports(path: Path, ctx: Context, prefix: str) -> list[str]:
     """Undefined dynamic symbols starting with `prefix`: the functions it calls elsewhere."""
     res = host.run(["readelf", "-W", "--dyn-syms", path], timeout=ctx.timeout, env=ctx.env)
@@ -463,45 +359,6 @@ def _architectures(
     return tuple(archs), None if archs else "no CUDA code in the library"
 
 
-def _expand(entry: str, origin: Path) -> Path:
-    return Path(entry.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin)))
-
-
-def _resolve(
-    soname: str,
-    elf: _Elf,
-    origin: Path,
-    ld_library_path: list[str],
-    cache: Mapping[str, list[tuple[str, str]]],
-    preloaded: set[str],
-) -> Needed:
-    """Where ld.so would find `soname` for this object, in ld.so's own order."""
-    if "/" in soname:
-        return Needed(soname, Path(soname) if os.path.exists(soname) else None, "path", None)
-    if soname in preloaded:
-        return Needed(soname, None, "loaded by the interpreter", None)
-    searches: list[tuple[str, list[Path]]] = []
-    if not elf.runpath:
-        searches.append(("RPATH", [_expand(p, origin) for p in elf.rpath]))
-    searches.append(("LD_LIBRARY_PATH", [Path(p) for p in ld_library_path if p]))
-    searches.append(("RUNPATH", [_expand(p, origin) for p in elf.runpath]))
-    for how, dirs in searches:
-        for d in dirs:
-            if (d / soname).exists():
-                return _needed(soname, d / soname, how)
-    hit = _cache_lookup(cache, soname)
-    if hit and os.path.exists(hit):
-        return _needed(soname, Path(hit), "ld.so.cache")
-    for d in _system_dirs():
-        if (d / soname).exists():
-            return _needed(soname, d / soname, "system directory")
-    return Needed(soname, None, None, None)
-
-
-def _needed(soname: str, path: Path, how: str) -> Needed:
-    return Needed(soname, path, how, Path(os.path.realpath(path)).name)
-
-
 def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
     """libcaffe/_caffe files of the --caffe tree and of the interpreter's caffe package."""
     out: list[tuple[Path, str]] = []
@@ -528,27 +385,15 @@ def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
     return list(unique.values())
 
 
-def _caffe_libraries(
-    ctx: Context,
-    toolkits: list[Toolkit],
-    ld_library_path: list[str],
-    cache: Mapping[str, list[tuple[str, str]]],
-) -> list[CaffeLibrary]:
+def _caffe_libraries(ctx: Context, toolkits: list[Toolkit]) -> list[CaffeLibrary]:
     todo = _caffe_candidates(ctx)
-    if not todo:
-        return []
-    interpreter = Path(os.path.realpath(ctx.python))
-    elves = _readelf_dynamic([interpreter] + [p for p, _ in todo], ctx)
-    preloaded = set(elves.get(str(interpreter), _Elf()).needed)
     done: dict[str, CaffeLibrary] = {}
     while todo:
         path, how = todo.pop(0)
-        elf = elves.get(str(path))
-        if elf is None:
+        seen = closure(ctx, path)
+        if seen.error:
             continue
-        needs = [
-            _resolve(n, elf, path.parent, ld_library_path, cache, preloaded) for n in elf.needed
-        ]
+        elf = seen.elf
         gpu = elf.device_code or any(GPU_BUILD_LIB.match(n) for n in elf.needed)
         archs, note = (
             _architectures(path, ctx, toolkits) if gpu else (None, "CPU build: no CUDA code")
@@ -556,7 +401,7 @@ def _caffe_libraries(
         done[os.path.realpath(path)] = CaffeLibrary(
             path=path,
             found_by=how,
-            needed=tuple(needs),
+            needed=seen.direct,
             runpath=tuple(elf.runpath or elf.rpath),
             gpu_build=gpu,
             cudnn_imports=tuple(_dyn_imports(path, ctx, "cudnn")) if gpu else (),
@@ -564,14 +409,12 @@ def _caffe_libraries(
             architectures_note=note,
         )
         # _caffe.so → libcaffe.so found through its RUNPATH: examine that one too.
-        for n in needs:
+        for n in seen.direct:
             if (
                 n.path
                 and n.soname.startswith("libcaffe")
                 and (os.path.realpath(n.path) not in done)
             ):
-                more = _readelf_dynamic([n.path], ctx)
-                elves[str(n.path)] = next(iter(more.values()), _Elf())
                 todo.append((n.path, f"needed by {path.name}"))
     return list(done.values())
 
@@ -636,13 +479,13 @@ def _summarize(f: CudaFacts) -> list[str]:
 @probe("cuda", _summarize)
 def gather(ctx: Context) -> CudaFacts:
     toolkits = _toolkits(ctx)
-    conf_dirs, includes = _conf_dirs(ctx.ld_so_conf)
-    cache, cache_error = _read_cache(ctx)
-    ld_library_path = [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    listed, includes = conf_dirs(ctx.ld_so_conf)
+    cache, cache_error = read_cache(ctx)
+    llp = ld_library_path(ctx)
     headers = _cudnn_headers(_include_dirs(ctx, toolkits))
     try:
-        caffe_libs, elf_error = _caffe_libraries(ctx, toolkits, ld_library_path, cache), None
-    except _NoReadelf as exc:
+        caffe_libs, elf_error = _caffe_libraries(ctx, toolkits), None
+    except NoReadelf as exc:
         caffe_libs, elf_error = [], str(exc)
     candidates: list[Path] = []
     for t in toolkits:
@@ -651,14 +494,14 @@ def gather(ctx: Context) -> CudaFacts:
             candidates += [Path(p) for p in sorted(glob.glob(str(t.root / "targets/*/lib")))]
     for h in headers:
         prefix = h.path.parent.parent
-        candidates += [prefix / "lib64", prefix / "lib", prefix / "lib" / _multiarch()]
+        candidates += [prefix / "lib64", prefix / "lib", prefix / "lib" / multiarch()]
     for var in ("CUDNN_HOME", "CUDNN_ROOT", "CUDNN_PATH"):
         if ctx.env.get(var):
             candidates += [Path(ctx.env[var]) / "lib64", Path(ctx.env[var]) / "lib"]
     for lib in caffe_libs:
-        candidates += [_expand(p, lib.path.parent) for p in lib.runpath]
+        candidates += [expand(p, lib.path.parent) for p in lib.runpath]
         candidates.append(lib.path.parent)
-    candidates += [Path(p) for p in ld_library_path] + conf_dirs + _system_dirs()
+    candidates += [Path(p) for p in llp] + listed + system_dirs()
     source, calls = _source_cudnn_calls(ctx)
     return CudaFacts(
         toolkits=tuple(toolkits),
@@ -666,15 +509,15 @@ def gather(ctx: Context) -> CudaFacts:
         cudnn_headers=tuple(headers),
         ld_so_conf=ctx.ld_so_conf,
         ld_so_cache=ctx.ld_so_cache,
-        conf_dirs=tuple(conf_dirs),
+        conf_dirs=tuple(listed),
         conf_includes=tuple(includes),
         cache_error=cache_error,
         elf_error=elf_error,
         cache_cuda={
-            name: p for name in cache if CUDA_LIB.match(name) and (p := _cache_lookup(cache, name))
+            name: p for name in cache if CUDA_LIB.match(name) and (p := cache_lookup(cache, name))
         },
-        ld_library_path=tuple(ld_library_path),
-        library_dirs=tuple(_library_dirs(candidates, conf_dirs, ld_library_path, cache)),
+        ld_library_path=tuple(llp),
+        library_dirs=tuple(_library_dirs(candidates, listed, llp, cache)),
         caffe_libraries=tuple(caffe_libs),
         caffe_source=source,
         source_cudnn_calls=calls,

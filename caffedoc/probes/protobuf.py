@@ -15,6 +15,7 @@ from caffedoc import host
 from caffedoc.probes import Context, probe
 from caffedoc.probes import caffe as caffe_probe
 from caffedoc.probes import python as python_probe
+from caffedoc.probes.loader import read_cache
 
 HEADER_FILES = (
     ("google/protobuf/port_def.inc", re.compile(r"^#define PROTOBUF_VERSION (\d+)", re.M)),
@@ -112,20 +113,14 @@ def _protoc(ctx: Context) -> tuple[tuple[str, str | None], ...]:
     return tuple(map(version, found.values()))
 
 
-def _ldconfig(ctx: Context) -> tuple[tuple[str, str], ...]:
-    exe = next(
-        iter(
-            host.which_all("ldconfig", ctx.env.get("PATH", "") + ":/sbin:/usr/sbin")
-            or [os.path.join("/sbin", "ldconfig")]
-        )
+def _linker_cache(ctx: Context) -> tuple[tuple[str, str], ...]:
+    cache, _error = read_cache(ctx)
+    return tuple(
+        (soname, path)
+        for soname, entries in cache.items()
+        if soname.startswith("libprotobuf.so")
+        for _flags, path in entries
     )
-    res = host.run([exe, "-p", "-C", ctx.ld_so_cache], timeout=ctx.timeout, env=ctx.env)
-    out = []
-    for line in res.stdout.splitlines():
-        m = re.match(r"^\s*(libprotobuf\.so\S*)\s+\(.*\)\s+=>\s+(\S+)", line)
-        if m:
-            out.append((m.group(1), m.group(2)))
-    return tuple(out)
 
 
 def _dpkg(ctx: Context) -> dict[str, str]:
@@ -223,7 +218,7 @@ def _loaded_by_caffe(
 def gather(ctx: Context) -> ProtobufFacts:
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         protoc = pool.submit(_protoc, ctx)
-        cache = pool.submit(_ldconfig, ctx)
+        cache = pool.submit(_linker_cache, ctx)
         dpkg = pool.submit(_dpkg, ctx)
         attempt = pool.submit(python_probe.import_attempt, ctx)
         py = python_probe.gather(ctx)
