@@ -52,6 +52,9 @@ PYCAFFE_APT_PY2 = (
 )
 # NVIDIA's apt sources in older CUDA images carry a revoked signing key, so `apt-get update`
 # fails there; nothing is installed from them (the CUDA libraries are in the image).
+# `caffedoc check` reads Caffe's libraries with readelf (which CUDA libraries resolve,
+# which cuDNN calls it makes); the final stage has no compiler to bring it along.
+CHECK_TOOLS = ("binutils",)
 DROP_NVIDIA_APT = "rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list"
 
 
@@ -128,6 +131,7 @@ def render(recipe: Recipe) -> str:
     setup = ["ca-certificates", _interpreter_package(recipe)]
     setup += ["virtualenv", *PYCAFFE_APT_PY2] if _py2(recipe) else ["python3-venv"]
     runtime = [_interpreter_package(recipe), *(PYCAFFE_APT_PY2 if _py2(recipe) else ())]
+    runtime += CHECK_TOOLS
     archive = f"{recipe.source.repository}/archive/{recipe.source.commit}.tar.gz"
     header = [
         "# syntax=docker/dockerfile:1",
@@ -150,7 +154,7 @@ def render(recipe: Recipe) -> str:
         "COPY --from=uv /uv /usr/local/bin/uv",
         "COPY pyproject.toml README.md /src/caffedoc/",
         "COPY caffedoc /src/caffedoc/caffedoc",
-        "COPY recipes /src/caffedoc/caffedoc/data/recipes",
+        "COPY recipes /src/caffedoc/recipes",
         f"RUN uv venv --python {CAFFEDOC_PYTHON} {TOOL} \\",
         f" && uv pip install --no-cache --python {TOOL}/bin/python /src/caffedoc \\",
         f" && {LINK}",

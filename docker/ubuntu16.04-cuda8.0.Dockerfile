@@ -15,7 +15,7 @@ RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.
 COPY --from=uv /uv /usr/local/bin/uv
 COPY pyproject.toml README.md /src/caffedoc/
 COPY caffedoc /src/caffedoc/caffedoc
-COPY recipes /src/caffedoc/caffedoc/data/recipes
+COPY recipes /src/caffedoc/recipes
 RUN uv venv --python 3.11 /opt/caffedoc \
  && uv pip install --no-cache --python /opt/caffedoc/bin/python /src/caffedoc \
  && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
@@ -34,7 +34,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=build /opt/caffe-runtime-packages /opt/caffe-runtime-packages
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends python2.7 python-numpy python-scipy python-skimage python-protobuf python-six $(cat /opt/caffe-runtime-packages) \
+ && apt-get install -y --no-install-recommends python2.7 python-numpy python-scipy python-skimage python-protobuf python-six binutils $(cat /opt/caffe-runtime-packages) \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/caffedoc /opt/caffedoc
