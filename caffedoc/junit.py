@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding, Severity
 
 SUITE = "caffedoc check"
+# Characters XML 1.0 cannot hold (terminal escapes and NULs do turn up in tool output).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(s: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
 
 
 def fails(finding: Finding, strict: bool) -> bool:
@@ -28,7 +35,7 @@ def _details(f: Finding) -> str:
     lines = [f"seen: {e}" for e in f.evidence] + [f"fix: {f.fix}"]
     if f.references:
         lines.append("see: " + ", ".join(f.references))
-    return "\n".join(lines)
+    return _text("\n".join(lines))
 
 
 def _areas(report: Report) -> list[str]:
@@ -45,18 +52,21 @@ def render(report: Report, *, strict: bool = False) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"caffedoc.{area}", name=area)
         why = report.facts.failures.get(area)
         if why is not None:
-            ET.SubElement(case, "skipped", message=why)
+            ET.SubElement(case, "skipped", message=_text(why))
             skipped += 1
         else:
-            ET.SubElement(case, "system-out").text = "\n".join(probes.summary(area, report.facts))
+            summary = "\n".join(probes.summary(area, report.facts))
+            ET.SubElement(case, "system-out").text = _text(summary)
         for f in report.findings:
             if f.area != area:
                 continue
             case = ET.SubElement(
-                suite, "testcase", classname=f"caffedoc.{area}", name=f"[{f.id}] {f.title}"
+                suite, "testcase", classname=f"caffedoc.{area}", name=_text(f"[{f.id}] {f.title}")
             )
             if fails(f, strict):
-                failure = ET.SubElement(case, "failure", message=f.title, type=f.severity.value)
+                failure = ET.SubElement(
+                    case, "failure", message=_text(f.title), type=f.severity.value
+                )
                 failure.text = _details(f)
                 failures += 1
             else:

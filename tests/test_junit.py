@@ -131,3 +131,19 @@ def test_an_unwritable_junit_file_is_one_line(tmp_path):
     assert res.returncode == 2
     [line] = res.stderr.strip().splitlines()
     assert line.startswith("caffedoc: error: --junit ") and "cannot write" in line
+
+
+def test_terminal_escapes_in_evidence_stay_valid_xml():
+    """Tool output quoted as evidence can hold escapes and NULs, which XML 1.0 cannot."""
+    hit = Finding(
+        id="smoke-failed",
+        area="runtime",
+        severity=Severity.ERROR,
+        title="the smoke step failed",
+        evidence=("\x1b[31mF1127 Check failed: data_\x1b[0m\x00",),
+        fix="See the log.",
+    )
+    text = junit.render(Report(Facts(), [hit]))
+    SCHEMA.validate(text)
+    failure = ET.fromstring(text).find(".//failure")
+    assert failure.text.startswith("seen: \\x1b[31mF1127 Check failed: data_\\x1b[0m\\x00")
