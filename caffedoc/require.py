@@ -66,6 +66,7 @@ def machine_from(facts: Facts, packages: Mapping[str, str] | None) -> Machine:
     """Read the system, python and cuda areas of a check's facts."""
     system, python, cuda = facts.get("system"), facts.get("python"), facts.get("cuda")
     toolkit = next((t.version for t in cuda.toolkits if t.version), None) if cuda else None
+    gpus = cuda.gpus if cuda else ()
     return Machine(
         distro=system.os_id if system else None,
         version=system.os_version if system else None,
@@ -75,12 +76,8 @@ def machine_from(facts: Facts, packages: Mapping[str, str] | None) -> Machine:
         cuda=".".join(toolkit.split(".")[:2]) if toolkit else None,
         cudnn=next((h.version for h in cuda.cudnn_headers), None) if cuda else None,
         gpu_arches=tuple(
-            sorted(
-                {g.compute_capability.replace(".", "") for g in cuda.gpus if g.compute_capability}
-            )
-        )
-        if cuda
-        else (),
+            sorted({g.compute_capability.replace(".", "") for g in gpus if g.compute_capability})
+        ),
         packages=packages,
     )
 
@@ -108,7 +105,8 @@ def differences(recipe: Recipe, m: Machine) -> list[str]:
     elif not recipe.fits(m.distro, m.version):
         out.append(f"distribution: {m.distro} {m.version}, the recipe needs {recipe.platform()}")
     if m.machine not in recipe.machines:
-        out.append(f"machine: {m.machine}, the recipe is for {', '.join(recipe.machines)}")
+        seen = m.machine or "unknown"
+        out.append(f"machine: {seen}, the recipe is for {', '.join(recipe.machines)}")
     family, _, version = recipe.compiler.partition(" ")
     have = compiler_version(m.compiler)
     if have is None:

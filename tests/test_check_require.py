@@ -9,8 +9,16 @@ import subprocess
 import distro
 import pytest
 
+from caffedoc.probes import Facts
 from caffedoc.recipes import load_all
-from caffedoc.require import Machine, compiler_version, differences, finding, recipe_name
+from caffedoc.require import (
+    Machine,
+    compiler_version,
+    differences,
+    finding,
+    machine_from,
+    recipe_name,
+)
 from tests.conftest import caffedoc
 from tests.fixtures.envs import check_env, pyenv_python
 
@@ -208,3 +216,13 @@ def test_compiler_version_of_this_machines_compiler():
 def test_recipe_name_parsing():
     assert recipe_name("recipe=debian12-cpu") == "debian12-cpu"
     assert recipe_name(" recipe = debian12-cpu ") == "debian12-cpu"
+
+
+def test_facts_of_failed_probes_are_differences_not_crashes():
+    """A crashed or hung probe leaves its area empty: the requirement is not met."""
+    machine = machine_from(Facts(failures={"system": "crashed", "python": "hung"}), None)
+    diffs = differences(CPU, machine)
+    assert diffs[0].startswith("the distribution could not be read")
+    assert "machine: unknown, the recipe is for x86_64, aarch64" in diffs
+    assert "compiler: no C++ compiler found, the recipe uses gcc 12" in diffs
+    assert "python: the interpreter could not be run, the recipe is for 3" in diffs
