@@ -551,13 +551,33 @@ def _summarize(f: PythonFacts) -> list[str]:
     return lines
 
 
+def _same_interpreter(path: str) -> tuple[str, str]:
+    """Names of one binary in one directory see one sys.path (a venv is found from the
+    directory the name is in, the rest from the binary)."""
+    return os.path.realpath(os.path.dirname(path)), os.path.realpath(path)
+
+
+def _renamed(interp: Interpreter, path: str) -> Interpreter:
+    """What `path` sees, from what another name of the same interpreter saw."""
+    if interp.path == path:
+        return interp
+    executable = path if interp.executable == interp.path else interp.executable
+    return replace(interp, path=path, executable=executable)
+
+
 def _gather(ctx: Context) -> PythonFacts:
     start_imports(ctx)
     commands, (root, versions) = find_commands(ctx.env)
     others = {c.runs for c in commands if c.first_on_path and c.runs and not c.broken}
     wanted = [str(ctx.python), *sorted(others - {str(ctx.python)})]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(wanted))) as pool:
-        seen = dict(zip(wanted, pool.map(lambda p: introspect(ctx, p), wanted)))
+    # python, python3 and python3.11 beside each other are one interpreter: ask it once.
+    first: dict[tuple[str, str], str] = {}
+    for p in wanted:
+        first.setdefault(_same_interpreter(p), p)
+    asked = list(first.values())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(asked))) as pool:
+        found = dict(zip(asked, pool.map(lambda p: introspect(ctx, p), asked)))
+    seen = {p: _renamed(found[first[_same_interpreter(p)]], p) for p in wanted}
     return PythonFacts(
         target=seen[str(ctx.python)],
         commands=commands,
