@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from caffedoc import host
+from caffedoc import detect, host
 from caffedoc.errors import CaffedocError
-from caffedoc.findings import Finding, Severity
+from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.recipes import Recipe
 
@@ -171,11 +171,6 @@ def finding(recipe: Recipe, diffs: list[str]) -> Finding:
         f"docker/{recipe.name}.Dockerfile; or require the recipe that fits this machine "
         "(`caffedoc recipes`)."
     )
-    return Finding(
-        id="recipe-mismatch",
-        area="system",
-        severity=Severity.ERROR,
-        title=f"This machine does not match {what}",
-        evidence=tuple(diffs),
-        fix=fix,
+    return detect.finding(
+        "recipe-mismatch", Hit(Severity.ERROR, tuple(diffs), fix=fix, detail=what)
     )
