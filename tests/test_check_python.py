@@ -215,3 +215,22 @@ def test_env_shebang_is_resolved_on_path(make_venv, tmp_path):
     [line] = f["evidence"]
     assert f"shebang `#!/usr/bin/env python3.10`, which finds {other.parent / 'python3.10'}" in line
     assert f"installs into {other.parent.parent} (Python 3.10" in line
+
+
+def test_names_of_one_interpreter_report_what_each_name_runs(make_venv, tmp_path):
+    """python, python2 and python2.7 beside each other are one interpreter, looked at
+    once: each name is still reported as what running that name really gives."""
+    venv = make_venv("3.9")
+    py27 = pyenv_python("2.7")
+    res = run_check(venv.python, check_env(tmp_path / "home", py27.parent, venv.bin), tmp_path)
+
+    seen = res.facts["python"]["interpreters"]
+    names = [p for p in seen if p.startswith(str(py27.parent)) or p.startswith(str(venv.bin))]
+    assert len({p for p in names if p.startswith(str(py27.parent))}) >= 2, sorted(seen)
+    code = "import sys; print(sys.executable); print(sys.prefix); print(sys.version.split()[0])"
+    for name in names:
+        out = subprocess.run([name, "-c", code], capture_output=True, text=True, check=True)
+        executable, prefix, version = out.stdout.split()
+        assert seen[name]["path"] == name
+        assert seen[name]["executable"] == executable, name
+        assert (seen[name]["prefix"], seen[name]["version"]) == (prefix, version), name
