@@ -56,7 +56,8 @@ def test_this_machine_differs_from_ubuntu18_cuda10(built_caffe, tmp_path):
     res = _check(built_caffe, tmp_path, "--require", "recipe=ubuntu18.04-cuda10.0")
     assert res.returncode == 1
     text = res.stdout
-    assert "✗ [recipe-mismatch] this machine does not match the required recipe: recipe ubuntu18.04-cuda10.0" in text
+    title = "this machine does not match the required recipe: recipe ubuntu18.04-cuda10.0"
+    assert f"✗ [recipe-mismatch] {title}" in text
     os_line = f"distribution: {distro.id()} {distro.version()}, the recipe needs Ubuntu 18.04"
     assert os_line in text
     assert "the recipe is for Python 2.7" in text  # the venv is Python 3
