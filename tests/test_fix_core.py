@@ -226,8 +226,9 @@ def test_concurrent_fix_refused_and_interrupted_fix_undone(tmp_path):
         )
         assert (tmp_path / "t" / "pkg.caffedoc-moved-20260101T000000").exists()
     finally:
-        # The command runs in its own session (caffedoc.host): kill it with the fix.
-        for proc in [*psutil.Process(child.pid).children(recursive=True), child]:
+        # The command runs in its own session (caffedoc.host): kill it with the fix, the
+        # fix first, so that it cannot see its command die and roll back.
+        for proc in [child, *psutil.Process(child.pid).children(recursive=True)]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         child.wait()
