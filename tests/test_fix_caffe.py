@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from caffedoc.build.install import PTH_NAME, pin, pin_line
 from tests.test_fix_core import fingerprint, fix_cli
 
 
@@ -85,15 +86,16 @@ def test_stale_site_package_moved_aside_build_pinned_and_undone(setup):
     shown = fix_cli(*args, env=env)
     assert shown.returncode == 0
     assert f"move {stale} aside to {stale}.caffedoc-moved-" in shown.stdout
-    assert f"create {site / 'caffe.pth'} (mode 0644) containing: {tree / 'python'}" in (
-        shown.stdout
-    )
+    pth = site / "caffedoc-caffe.pth"
+    line = f"import sys; '{tree / 'python'}' in sys.path or sys.path.insert(0, '{tree / 'python'}')"
+    assert f"create {pth} (mode 0644) containing: {line}" in shown.stdout
     assert fingerprint(site) == before
 
     done = fix_cli(*args, "--yes", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "shadowed-caffe: error → fixed" in done.stdout
     assert which_caffe(python, env) == "intended"
+    assert pth.read_text() == pin_line(tree / "python")  # what `caffedoc build` writes
     assert problems(python, tree, env, "shadowed-caffe") == []
     (moved,) = site.glob("caffe.caffedoc-moved-*")
     assert (moved / "__init__.py").read_text() == "WHICH = 'stale'\n"
@@ -151,7 +153,55 @@ def test_unimportable_caffe_tree_is_pinned(setup):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "caffe-missing: error → fixed" in done.stdout
-    assert (site / "caffe.pth").read_text() == f"{tree / 'python'}\n"
+    assert (site / PTH_NAME).read_text() == pin_line(tree / "python")
     assert which_caffe(python, env) == "intended"
     assert fix_cli("--undo", env=env).returncode == 0
     assert fingerprint(site) == before
+
+
+def test_a_builds_pin_to_another_build_is_replaced_not_doubled(setup, tmp_path):
+    python, site, tree, env = setup
+    old = tmp_path / "old-prefix"
+    package(old / "python", "stale")
+    pin(site / PTH_NAME, old)  # what `caffedoc build` left for an earlier build
+    assert which_caffe(python, env) == "stale"
+    assert problems(python, tree, env, "shadowed-caffe") == ["error"]
+    before = fingerprint(site)
+
+    done = fix_cli("--python", str(python), "--caffe", str(tree), "--yes", "--json", env=env)
+    result = json.loads(done.stdout)
+    assert result["status"] == "applied", done.stdout + done.stderr
+    (action,) = [a for a in result["plan"] if a["id"] == "shadowed-caffe"]
+    assert [(s["kind"], s["path"]) for s in action["steps"]] == [("write", str(site / PTH_NAME))]
+    assert sorted(p.name for p in site.iterdir()) == [PTH_NAME]
+    assert (site / PTH_NAME).read_text() == pin_line(tree / "python")
+    assert which_caffe(python, env) == "intended"
+
+    assert fix_cli("--undo", env=env).returncode == 0
+    assert fingerprint(site) == before
+    assert which_caffe(python, env) == "stale"
+
+
+@pytest.mark.caffe
+def test_the_real_built_caffe_counts_as_pinned(built_caffe, tmp_path):
+    """What `caffedoc build` pins is what the check reads as the intended, winning build,
+    so the fix has nothing to do for it."""
+    env = {**built_caffe.env, "CAFFEDOC_STATE_DIR": str(tmp_path / "state")}
+    args = ["--python", str(built_caffe.python), "--caffe", str(built_caffe.prefix)]
+    res = subprocess.run(
+        [sys.executable, "-m", "caffedoc", "check", "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(res.stdout)
+    ids = {f["id"] for f in report["findings"] if f["severity"] != "info"}
+    assert not {"shadowed-caffe", "caffe-missing"} & ids, res.stdout
+    [winner] = [i for i in report["facts"]["caffe"]["installs"] if i["wins"]]
+    assert winner["in_tree"]
+    assert Path(winner["origin"]).name == PTH_NAME
+    assert Path(winner["origin"]).read_text() == pin_line(built_caffe.prefix / "python")
+
+    fix = fix_cli(*args, "--only", "shadowed-caffe", "--json", env=env)
+    assert json.loads(fix.stdout)["status"] == "nothing-to-do", fix.stdout + fix.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from caffedoc.build.install import PTH_NAME, pin
 from caffedoc.build.paths import cache_root
 from tests.fixtures.caffe_build import overlay_venv
 from tests.fixtures.native import Interpreter, module_dir, proto_module
@@ -48,7 +49,7 @@ def test_clash_fixed_by_a_static_protobuf_rebuild_and_undone(built_caffe, tmp_pa
             check=True,
         ).stdout.strip()
     )
-    (site / "caffe.pth").write_text(f"{built_caffe.prefix / 'python'}\n")
+    pin(site / PTH_NAME, built_caffe.prefix)  # as `caffedoc build` pins: the file it rewrites
     home = tmp_path / "home"
     home.mkdir()
     env = {

@@ -17,6 +17,7 @@ from caffedoc import host
 from caffedoc.errors import CaffedocError
 
 RECORD = ".caffedoc-build.json"
+PTH_NAME = "caffedoc-caffe.pth"  # the one pin per interpreter, by build and fix alike
 ELF_MAGIC = b"\x7fELF"
 
 
@@ -92,18 +93,23 @@ def install_tree(tree: Path, prefix: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def pin(pth: Path, prefix: Path) -> str:
-    """Put the prefix's python/ first on the interpreter's sys.path, via a .pth file.
+def pin_line(python_dir: Path | str) -> str:
+    """The .pth content that puts `python_dir` first on sys.path (build and fix both pin so).
 
-    A plain path line would land after site-packages (a stale caffe there would win);
-    an import line runs at start-up and inserts the path in front.
+    A plain path line would land after site-packages and PYTHONPATH (a stale caffe
+    there would win); an import line runs at start-up and inserts the path in front.
     """
+    target = str(python_dir)
+    return f"import sys; {target!r} in sys.path or sys.path.insert(0, {target!r})\n"
+
+
+def pin(pth: Path, prefix: Path) -> str:
+    """Put the prefix's python/ first on the interpreter's sys.path, via a .pth file."""
     target = str(prefix / "python")
-    line = f"import sys; {target!r} in sys.path or sys.path.insert(0, {target!r})\n"
     try:
         pth.parent.mkdir(parents=True, exist_ok=True)
         tmp = pth.with_name(pth.name + f".tmp-{os.getpid()}")
-        tmp.write_text(line)
+        tmp.write_text(pin_line(target))
         os.replace(tmp, pth)
     except OSError as exc:
         raise CaffedocError(

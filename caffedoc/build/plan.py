@@ -24,7 +24,7 @@ from caffedoc.errors import CaffedocError
 from caffedoc.recipes import HostFacts, Recipe
 
 GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
-PTH_NAME = "caffedoc-caffe.pth"
+PTH_NAME = install.PTH_NAME
 
 
 @dataclass(frozen=True)

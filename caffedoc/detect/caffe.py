@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 
+from caffedoc.build.install import PTH_NAME, pin_line
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
@@ -35,8 +36,8 @@ def _site_dir(py: PythonFacts | None) -> str | None:
 
 def _pin(parent: str, py: PythonFacts | None) -> str:
     site = _site_dir(py)
-    where = f"{site}/caffe.pth" if site else "a caffe.pth file in the interpreter's site-packages"
-    return f"`echo {parent} > {where}`"
+    where = f"{site}/{PTH_NAME}" if site else f"a {PTH_NAME} in the interpreter's site-packages"
+    return f'`echo "{pin_line(parent).strip()}" > {where}`'
 
 
 @detects("caffe-missing")

@@ -1,11 +1,13 @@
 """shadowed-caffe and an unimportable --caffe build: make the intended Caffe win.
 
 Two tools, as the knowledge base says: move a stale copy aside (never delete
-it), and pin the intended build with a `caffe.pth` in the interpreter's first
-site directory. A .pth entry lands after site-packages on sys.path, so pinning
-alone cannot beat a stale copy there: every copy that would still win is dealt
-with first. Copies that come from PYTHONPATH or the working directory are the
-user's environment, not files caffedoc should touch: those stay manual.
+it), and pin the intended build exactly as `caffedoc build` does: the same
+`caffedoc-caffe.pth` in the interpreter's first site directory, whose import line
+puts the build first on sys.path. One pin per interpreter, so a fix and a build
+replace each other's instead of competing. Stale copies are still dealt with, so
+that no second caffe stays behind to shadow it again once the pin is gone. Copies
+that come from PYTHONPATH or the working directory are the user's environment,
+not files caffedoc should touch: those stay manual.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import os
 from pathlib import Path
 
 from caffedoc import host
+from caffedoc.build.install import PTH_NAME, pin_line
 from caffedoc.findings import Finding
 from caffedoc.fix.plan import Action, FixContext, manual, plans
-from caffedoc.fix.steps import AppendLine, MoveAside, Step, WriteFile
+from caffedoc.fix.steps import MoveAside, Step, WriteFile
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts, Install
 from caffedoc.probes.python import PythonFacts
-
-PIN = "caffe.pth"
 
 
 def _site_dir(py: PythonFacts | None) -> Path | None:
@@ -30,12 +31,10 @@ def _site_dir(py: PythonFacts | None) -> Path | None:
 
 
 def pin_steps(site: Path, parent: str) -> list[Step]:
-    """Add `parent` (the directory holding the caffe package) to caffe.pth in `site`."""
-    pth = site / PIN
-    if not pth.exists():
-        return [WriteFile(pth, parent + "\n")]
-    lines = [line.strip() for line in (host.read_text(pth) or "").splitlines()]
-    return [] if parent in lines else [AppendLine(pth, parent)]
+    """Pin `parent` (the directory holding the caffe package) as a build would, in `site`."""
+    pth = site / PTH_NAME
+    line = pin_line(parent)
+    return [] if host.read_text(pth) == line else [WriteFile(pth, line)]
 
 
 def remove_steps(stale: Install, py: PythonFacts | None, stamp: str) -> list[Step] | str:
@@ -55,7 +54,8 @@ def _pth_steps(pth: Path, entry: str, py: PythonFacts | None, stamp: str) -> lis
     text = host.read_text(pth)
     if info is None or text is None:
         return f"{pth} adds {entry}, but it could not be read"
-    if list(info["adds"]) == [entry] and not info.get("imports"):
+    # caffedoc's own pin is one import line: all it does is add `entry`
+    if list(info["adds"]) == [entry] and (not info.get("imports") or pth.name == PTH_NAME):
         return [MoveAside(pth, stamp)]
     keep = [
         line
@@ -71,16 +71,18 @@ def _plan(cf: CaffeFacts, py: PythonFacts | None, intended: str, ctx: FixContext
     real = [i for i in cf.installs if i.kind != "namespace"]
     pos = next((n for n, i in enumerate(real) if i.path == intended), None)
     stale = real[:pos] if pos is not None else real
+    site = _site_dir(py)
+    if pos is None and site is None:
+        return [], "the interpreter's site-packages directory is unknown"
+    # an earlier pin to another build is replaced by the new pin, not moved aside first
+    repinned = str(site / PTH_NAME) if pos is None and site else None
     steps: list[Step] = []
     for i in stale:
-        got = remove_steps(i, py, ctx.stamp)
+        got = [] if i.origin == repinned else remove_steps(i, py, ctx.stamp)
         if isinstance(got, str):
             return [], got
         steps += got
-    if pos is None:
-        site = _site_dir(py)
-        if site is None:
-            return [], "the interpreter's site-packages directory is unknown"
+    if repinned:
         steps += pin_steps(site, os.path.dirname(intended))
     return steps, None
 
