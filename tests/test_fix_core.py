@@ -22,6 +22,7 @@ import pytest
 from caffedoc.fix import engine, journal
 from caffedoc.fix.steps import AppendLine, MoveAside, RunCommand, WriteFile
 from tests.conftest import REPO, caffedoc
+from tests.fixtures.native import private_var_cache
 
 
 def fingerprint(*roots: Path) -> dict[str, tuple]:
@@ -241,15 +242,18 @@ def test_concurrent_fix_refused_and_interrupted_fix_undone(tmp_path):
 
 
 def fix_cli(
-    *args: str, env: dict[str, str], user: str | None = None
+    *args: str, env: dict[str, str], user: str | None = None, private_cache: bool = False
 ) -> subprocess.CompletedProcess:
-    """`caffedoc fix ...` in a child with no terminal on stdin, as this user or `user`."""
+    """`caffedoc fix ...` in a child with no terminal on stdin, as this user or `user`;
+    with `private_cache`, under a throw-away /var/cache (for a fix that runs ldconfig)."""
     argv = [sys.executable, "-m", "caffedoc", "fix", *args]
     if user is not None:
         argv = [*unprivileged(user, env), "-m", "caffedoc", "fix", *args]
         # Only the standard directories: this user's PATH may name ones it cannot read.
         path = os.pathsep.join([os.defpath, "/usr/sbin", "/sbin"])
         env = {**env, "PYTHONPATH": os.pathsep.join(_import_path()), "PATH": path}
+    if private_cache:
+        argv = private_var_cache(argv)
     return subprocess.run(
         argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
     )

@@ -18,9 +18,16 @@ import pytest
 
 from caffedoc.fix import journal
 from tests.conftest import REPO
+from tests.fixtures.native import private_var_cache
 from tests.test_fix_core import fingerprint, fix_cli, unprivileged
 
 PID = "cuda-library-path"
+
+
+def fix(*args: str, env: dict[str, str], user: str | None = None) -> subprocess.CompletedProcess:
+    """`caffedoc fix`, which may run ldconfig: under a throw-away /var/cache, so the
+    machine's /var/cache/ldconfig/aux-cache is never rewritten by a test."""
+    return fix_cli(*args, env=env, user=user, private_cache=True)
 
 
 def _cc(*args: str) -> None:
@@ -61,7 +68,7 @@ def broken_loader():
     conf.write_text(f"include {confd}/*.conf\n")
     cache = root / "etc" / "ld.so.cache"
     subprocess.run(
-        ["ldconfig", "-f", str(conf), "-C", str(cache)],
+        private_var_cache(["ldconfig", "-f", str(conf), "-C", str(cache)]),
         check=True,
         timeout=120,
         env={**os.environ, "PATH": os.environ["PATH"] + ":/usr/sbin:/sbin"},
@@ -101,7 +108,7 @@ def test_fix_adds_conf_entry_runs_ldconfig_and_undo_restores(broken_loader):
     assert [f["severity"] for f in findings(args, env)] == ["error"]
     before = touched(root)
 
-    shown = fix_cli(*args, "--only", PID, env=env)
+    shown = fix(*args, "--only", PID, env=env)
     assert shown.returncode == 0, shown.stderr
     entry = root / "etc" / "conf.d" / "caffedoc-cuda.conf"
     assert f"create {entry}" in shown.stdout
@@ -109,7 +116,7 @@ def test_fix_adds_conf_entry_runs_ldconfig_and_undo_restores(broken_loader):
     assert "Nothing was changed" in shown.stdout
     assert touched(root) == before
 
-    done = fix_cli(*args, "--only", PID, "--yes", "--json", env=env)
+    done = fix(*args, "--only", PID, "--yes", "--json", env=env)
     result = json.loads(done.stdout)
     assert result["status"] == "applied", done.stdout + done.stderr
     assert result["before_after"] == [{"id": PID, "before": "error", "after": "fixed"}]
@@ -124,7 +131,7 @@ def test_fix_adds_conf_entry_runs_ldconfig_and_undo_restores(broken_loader):
     )
     assert str(root / "cudnn" / "lib64" / "libcudnn.so.7") in listed.stdout
 
-    undone = fix_cli("--undo", env=env)
+    undone = fix("--undo", env=env)
     assert undone.returncode == 0, undone.stderr
     assert touched(root) == before
     assert [f["severity"] for f in findings(args, env)] == ["error"]
@@ -134,7 +141,7 @@ def test_non_root_changes_nothing_and_prints_the_commands(broken_loader):
     root, env = broken_loader
     python = unprivileged("nobody", env)[-1]  # an interpreter that user can run
     before = touched(root)
-    res = fix_cli(
+    res = fix(
         "--python",
         python,
         "--caffe",
@@ -163,7 +170,7 @@ def test_failing_ldconfig_rolls_back_the_conf_entry(broken_loader):
     env = {**env, "CAFFEDOC_LD_SO_CACHE": str(root / "etc" / "no-such-dir" / "ld.so.cache")}
     args = ["--caffe", str(root / "caffe"), "--python", sys.executable, "--only", PID, "--yes"]
     before = touched(root)
-    res = fix_cli(*args, env=env)
+    res = fix(*args, env=env)
     assert res.returncode == 1
     assert "Failed, and every change was put back" in res.stdout
     assert "Can't create temporary cache file" in res.stdout
@@ -195,7 +202,7 @@ def test_second_fix_is_refused_while_one_runs(broken_loader):
     try:
         assert holder.stdout.readline() == "locked\n"
         before = touched(root)
-        res = fix_cli(
+        res = fix(
             "--caffe",
             str(root / "caffe"),
             "--python",
@@ -246,6 +253,7 @@ def test_on_a_terminal_it_asks_first(broken_loader, answer):
     before = touched(root)
     argv = [sys.executable, "-m", "caffedoc", "fix", "--caffe", str(root / "caffe"),
             "--python", sys.executable, "--only", PID]  # fmt: skip
+    argv = private_var_cache(argv)  # it runs ldconfig when answered yes
     code, out = on_a_terminal(argv, env, answer)
     if answer == "n":
         assert code == 0
@@ -262,15 +270,15 @@ def test_an_interrupted_fix_must_be_undone_before_the_next(broken_loader):
     interrupted = journal.Journal.create(root / "state", "killed midway")
     args = ["--caffe", str(root / "caffe"), "--python", sys.executable, "--only", PID, "--yes"]
     before = touched(root)
-    res = fix_cli(*args, env=env)
+    res = fix(*args, env=env)
     assert res.returncode == 1
     assert res.stderr.strip() == (
         f"caffedoc: error: an interrupted fix (journal {interrupted.id}) was never finished: "
         "run `caffedoc fix --undo` first"
     )
     assert touched(root) == before
-    assert fix_cli("--undo", env=env).returncode == 0
-    assert fix_cli(*args, env=env).returncode == 0
+    assert fix("--undo", env=env).returncode == 0
+    assert fix(*args, env=env).returncode == 0
     assert findings(args[:4], env) == []
 
 
@@ -282,12 +290,12 @@ def test_listed_directory_missing_from_the_cache_only_needs_ldconfig(broken_load
     assert [f["severity"] for f in findings(args[:4], env)] == ["error"]
     before = touched(root)
 
-    done = fix_cli(*args, "--yes", "--json", env=env)
+    done = fix(*args, "--yes", "--json", env=env)
     result = json.loads(done.stdout)
     assert result["status"] == "applied", done.stdout + done.stderr
     [action] = result["plan"]
     assert [s["kind"] for s in action["steps"]] == ["run"], action
     assert findings(args[:4], env) == []
 
-    assert fix_cli("--undo", env=env).returncode == 0
+    assert fix("--undo", env=env).returncode == 0
     assert touched(root) == before
