@@ -107,6 +107,8 @@ def shadowed_caffe(facts: Facts) -> Iterator[Hit]:
     if not others:
         return
     broken = not cf.import_attempt.ok or (w.extension is not None and w.extension.linkage.missing)
+    if not broken and os.path.basename(w.origin) == PTH_NAME:
+        return  # caffedoc's own pin chose a working winner; the area summary lists the others
     evidence = (
         f"`import caffe` loads {_describe(w)}",
         *(f"also on sys.path, ignored: {_describe(i)}" for i in others),
