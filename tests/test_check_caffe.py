@@ -209,6 +209,20 @@ def test_real_caffe_built_by_the_recipe(built_caffe, tmp_path):
     assert pb["pb_h"][1] == pb["headers"][1]
 
 
+@pytest.mark.caffe
+def test_stale_copy_ignored_behind_caffedocs_pin_is_no_problem(built_caffe, tmp_path):
+    stale = tmp_path / "old" / "caffe"
+    stale.mkdir(parents=True)
+    (stale / "__init__.py").write_text("raise ImportError('the stale copy was imported')\n")
+    env = dict(built_caffe.env, HOME=str(tmp_path), PYTHONPATH=str(stale.parent))
+    res = run_check(built_caffe.python, env, tmp_path)
+
+    assert res.facts["caffe"]["import_attempt"]["ok"] is True
+    origins = {i["path"]: (i["wins"], i["origin"]) for i in res.facts["caffe"]["installs"]}
+    assert origins[str(stale)] == (False, "PYTHONPATH")
+    assert "shadowed-caffe" not in res.ids(), res.findings("shadowed-caffe")
+
+
 def test_source_checkout_in_the_working_directory_is_not_a_caffe(make_venv, tmp_path):
     venv = make_venv("3.9")
     (tmp_path / "caffe" / "src").mkdir(parents=True)  # a checkout: no __init__.py at its top
