@@ -1,9 +1,11 @@
 """The command line's contract: version, help, exit codes, one-line errors."""
 
 import json
+import subprocess
 
 from caffedoc import __version__
-from tests.conftest import caffedoc
+from tests.conftest import REPO, caffedoc
+from tests.fixtures.envs import Venv, pyenv_python
 
 
 def test_version():
@@ -50,3 +52,32 @@ def test_check_json_shape():
     for f in report["findings"]:
         assert set(f) == {"id", "area", "severity", "title", "evidence", "fix", "references"}
     assert (res.returncode == 1) == (report["status"] == "error")
+
+
+def test_every_command_parses_its_options_on_the_oldest_python(tmp_path):
+    """Python 3.9 is the floor: typer there ignores `Annotated` options in a module with
+    postponed annotations, which silently renames `--json` to `--as-json`. Installed from
+    a wheel, as a user would, so the packaged recipes are exercised too."""
+    venv = Venv(tmp_path / "venv")
+    subprocess.run([pyenv_python("3.9"), "-m", "venv", venv.root], check=True)
+    subprocess.run(
+        [venv.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+        check=True,
+        timeout=600,
+    )
+    caffedoc_39 = venv.bin / "caffedoc"
+    for argv in (
+        ["check", "--json"],
+        ["recipes", "--json"],
+        ["build", "--cpu-only", "--dry-run", "--json"],
+        ["fix", "--json", "--only", "shadowed-caffe"],
+    ):
+        res = subprocess.run([caffedoc_39, *argv], capture_output=True, text=True, timeout=120)
+        assert res.returncode in (0, 1), (argv, res.stderr)
+        json.loads(res.stdout)
+    nope = tmp_path / "nope"
+    res = subprocess.run(
+        [caffedoc_39, "smoke", "--json", "--python", nope], capture_output=True, text=True
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"caffedoc: error: --python {nope}: no such file"

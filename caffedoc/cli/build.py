@@ -1,7 +1,5 @@
 """`caffedoc build`."""
 
-from __future__ import annotations
-
 import json
 import os
 import signal

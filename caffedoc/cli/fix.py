@@ -1,7 +1,5 @@
 """`caffedoc fix`."""
 
-from __future__ import annotations
-
 import json
 import os
 import sys

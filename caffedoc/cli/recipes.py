@@ -1,7 +1,5 @@
 """`caffedoc recipes`."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`caffedoc smoke`."""
 
-from __future__ import annotations
-
 import json
 import os
 from pathlib import Path
