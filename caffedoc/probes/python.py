@@ -292,10 +292,16 @@ class ImportChild:
 IMPORT_ORDERS: tuple[tuple[str, ...], ...] = (("caffe", "cv2"), ("cv2", "caffe"))
 
 
+# Importing numpy starts a BLAS thread per core; the two import children run side by side
+# and compute nothing, so one thread each halves their CPU. A user's own setting wins.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
     exe = executable(str(ctx.python), ctx.env)
-    res = host.run([exe, "-c", script, *order], timeout=ctx.timeout, env=ctx.env)
+    env = {**ONE_THREAD, **ctx.env}
+    res = host.run([exe, "-c", script, *order], timeout=ctx.timeout, env=env)
     steps = []
     for line in res.stdout.splitlines():
         if line.startswith(MARK):
