@@ -50,16 +50,19 @@ class Result:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    def ending(self) -> str:
+        """How the command ended, in a few words: "exited 1", "killed by SIGSEGV"…"""
+        if self.error:
+            return f"could not start: {self.error}"
+        if self.timed_out:
+            return f"did not finish within {self.seconds:.0f} s"
+        if self.signal_name:
+            return f"killed by {self.signal_name}"
+        return f"exited {self.returncode}"
+
     def describe(self) -> str:
         """One line saying how the command ended, for evidence."""
-        cmd = " ".join(self.argv)
-        if self.error:
-            return f"`{cmd}` could not start: {self.error}"
-        if self.timed_out:
-            return f"`{cmd}` did not finish within {self.seconds:.0f} s"
-        if self.signal_name:
-            return f"`{cmd}` was killed by {self.signal_name}"
-        return f"`{cmd}` exited {self.returncode}"
+        return f"`{' '.join(self.argv)}` {self.ending()}"
 
 
 def run(

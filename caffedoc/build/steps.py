@@ -60,7 +60,7 @@ class Log:
 
     def check(self, res: host.Result, what: str) -> None:
         if not res.ok:
-            raise StepError(f"{what}: {_short(res)}")
+            raise StepError(f"{what}: {res.ending()}")
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         text = host.read_text(self.path, limit=1 << 24) or ""
@@ -69,16 +69,6 @@ class Log:
 
 class StepError(Exception):
     """Raised inside a step; the runner turns it into a printed failure."""
-
-
-def _short(res: host.Result) -> str:
-    if res.timed_out:
-        return f"did not finish within {res.seconds:.0f} s"
-    if res.error:
-        return f"could not start: {res.error}"
-    if res.signal_name:
-        return f"killed by {res.signal_name}"
-    return f"exited {res.returncode}"
 
 
 class Runner:
