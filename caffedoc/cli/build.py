@@ -66,6 +66,7 @@ def build(
     from caffedoc.build import engine
     from caffedoc.build.facts import host_facts
     from caffedoc.build.plan import make_plan
+    from caffedoc.probes import default_python
     from caffedoc.recipes import Request, load_all, resolve
 
     host = host_facts()
@@ -81,7 +82,7 @@ def build(
     if source is not None and not source.exists():
         raise CaffedocError(f"--source {source}: no such file or directory")
     env = dict(os.environ)
-    interpreter = options.interpreter(python) or _default_python(env)
+    interpreter = options.interpreter(python) or default_python(env)
     plan = make_plan(
         chosen.recipe,
         chosen.why,
@@ -112,9 +113,3 @@ def build(
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM cleans up like Ctrl-C: the running step's processes die, nothing half-installed."""
     raise KeyboardInterrupt
-
-
-def _default_python(env: dict[str, str]) -> Path:
-    from caffedoc.probes import default_python
-
-    return default_python(env)

@@ -39,20 +39,12 @@ def check(
     """
     from caffedoc import require as requirement
     from caffedoc.check import Report, run_check
-    from caffedoc.probes import Context, default_python
     from caffedoc.recipes import load_all
     from caffedoc.report import render_text
 
     wanted = None if require is None else requirement.find(load_all(), require)
     env = dict(os.environ)
-    ctx = Context(
-        python=options.interpreter(python) or default_python(env),
-        caffe_dir=options.existing_dir(caffe, "--caffe"),
-        env=env,
-        # Tests point these at a private linker configuration and cache.
-        ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
-        ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
-    )
+    ctx = options.check_context(python, caffe, env)
     report = run_check(ctx)
     if wanted is not None:
         found = requirement.judge(wanted, report.facts, env)

@@ -37,7 +37,6 @@ def fix(
     from caffedoc import knowledge
     from caffedoc.fix import render, runner
     from caffedoc.fix.plan import FixContext
-    from caffedoc.probes import Context, default_python
 
     env = dict(os.environ)
     if undo:
@@ -49,13 +48,7 @@ def fix(
         raise typer.Exit(1 if done.problems else 0)
     if only is not None and only not in knowledge.entries():
         raise CaffedocError(f"--only {only}: no such problem id (see `caffedoc check --json`)")
-    check = Context(
-        python=options.interpreter(python) or default_python(env),
-        caffe_dir=options.existing_dir(caffe, "--caffe"),
-        env=env,
-        ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
-        ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
-    )
+    check = options.check_context(python, caffe, env)
     ctx = FixContext(check=check, env=env)
     outcome = runner.plan(ctx, only)
     if not as_json:

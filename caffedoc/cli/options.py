@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caffedoc import host
 from caffedoc.errors import CaffedocError
+
+if TYPE_CHECKING:
+    from caffedoc.probes import Context
 
 
 def interpreter(path: Path | None) -> Path | None:
@@ -42,3 +46,17 @@ def existing_dir(path: Path | None, flag: str) -> Path | None:
     if path is not None and not path.is_dir():
         raise CaffedocError(f"{flag} {path}: no such directory")
     return path.resolve() if path is not None else None
+
+
+def check_context(python: Path | None, caffe: Path | None, env: dict[str, str]) -> Context:
+    """What `check` (and `fix`, which re-checks) examines, from the shared options."""
+    from caffedoc.probes import Context, default_python
+
+    return Context(
+        python=interpreter(python) or default_python(env),
+        caffe_dir=existing_dir(caffe, "--caffe"),
+        env=env,
+        # Tests point these at a private linker configuration and cache.
+        ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
+        ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
+    )
