@@ -24,6 +24,8 @@ STATUSES = ("good", "bad", "blocked")  # blocked: resolves, but cannot be built 
 KINDS = ("cpu", "cuda")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
+_WHEEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[0-9][0-9A-Za-z.]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def recipes_dir() -> Path:
@@ -53,6 +55,22 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Wheel:
+    """One of NVIDIA's PyPI wheels a CUDA toolkit is assembled from, pinned by its hash."""
+
+    requirement: str  # name==version
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.requirement.split("==")[0]
+
+    @property
+    def version(self) -> str:
+        return self.requirement.split("==")[1]
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     path: Path
@@ -78,6 +96,8 @@ class Recipe:
     source: Source
     patches: tuple[Path, ...]
     cmake: tuple[tuple[str, str], ...]
+    toolkit_compiler: tuple[Wheel, ...] = ()  # nvcc, headers, cudart: when the machine lacks them
+    toolkit_libraries: tuple[Wheel, ...] = ()  # cuBLAS, cuRAND, cuDNN
     digest: str = field(default="", compare=False)  # sha256 of the file and its patches
 
     def platform(self) -> str:
@@ -121,6 +141,10 @@ class Recipe:
             },
             "patches": [p.name for p in self.patches],
             "cmake": dict(self.cmake),
+            "toolkit": {
+                "compiler": [w.requirement for w in self.toolkit_compiler],
+                "libraries": [w.requirement for w in self.toolkit_libraries],
+            },
             "file": str(self.path),
         }
 
@@ -186,6 +210,21 @@ class _Reader:
             raise self.fail(key, "must not be empty")
         return tuple(value)
 
+    def wheels(self, key: str) -> tuple[Wheel, ...]:
+        value = self.data.get(key, [])
+        out = []
+        for entry in value if isinstance(value, list) else [None]:
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("wheel"), str)
+                and _WHEEL.match(entry["wheel"])
+                and isinstance(entry.get("sha256"), str)
+                and _SHA256.match(entry["sha256"])
+            ):
+                raise self.fail(key, "expected a list of { wheel = 'name==version', sha256 = '…' }")
+            out.append(Wheel(entry["wheel"], entry["sha256"]))
+        return tuple(out)
+
     def text_map(self, key: str) -> tuple[tuple[str, str], ...]:
         value = self.data.get(key)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -238,12 +277,19 @@ def load(path: Path) -> Recipe:
         repository=src.text("repository"),
         commit=src.text("commit", pattern=_HEX),
         tarball=src.text("tarball"),
-        sha256=src.text("sha256", pattern=re.compile(r"^[0-9a-f]{64}$")),
+        sha256=src.text("sha256", pattern=_SHA256),
         size=src.integer("size"),
         manifest=_existing(src, "manifest", base),
         apt_suite=src.opt_text("apt_suite"),
         apt_package=src.opt_text("apt_package"),
     )
+    compiler_wheels: tuple[Wheel, ...] = ()
+    library_wheels: tuple[Wheel, ...] = ()
+    if "toolkit" in root.data:
+        if kind != "cuda":
+            raise root.fail("toolkit", "only a CUDA recipe assembles a CUDA toolkit")
+        tk = root.table("toolkit")
+        compiler_wheels, library_wheels = tk.wheels("compiler"), tk.wheels("libraries")
     bld = root.table("build")
     patches = tuple(_existing(bld, "patches", base, rel) for rel in bld.texts("patches"))
 
@@ -272,6 +318,8 @@ def load(path: Path) -> Recipe:
         source=source,
         patches=patches,
         cmake=bld.text_map("cmake"),
+        toolkit_compiler=compiler_wheels,
+        toolkit_libraries=library_wheels,
     )
     digest = hashlib.sha256(text.encode())
     for p in patches:
@@ -319,6 +367,7 @@ class HostFacts:
     cuda: str | None = None  # the CUDA toolkit found, X.Y
     cudnn: str | None = None
     gpu_arches: tuple[str, ...] = ()  # compute capabilities of the GPUs, as "86"
+    cuda_roots: tuple[Path, ...] = ()  # the CUDA toolkits found (a recipe may use their nvcc)
 
     def platform(self) -> str:
         return _pretty(self.distro, self.version)

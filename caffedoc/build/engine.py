@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from caffedoc import host
-from caffedoc.build import install, paths, source
+from caffedoc.build import arches, install, paths, source, toolkit
 from caffedoc.build import protobuf as pb
 from caffedoc.build.plan import Plan
 from caffedoc.build.steps import Log, Runner, StepError, StepFailed
@@ -158,6 +158,9 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
 
     runner.step("patch", patch)
 
+    if plan.toolkit is not None:
+        runner.step("toolkit", lambda log: cuda_toolkit(plan, log), once=False)
+
     protobuf_args: list[str] = []
     if plan.static_protobuf:
         version = pb.system_version() or recipe.protobuf
@@ -192,6 +195,8 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
         )
         for line in install.relocate(staged):
             log.note(line)
+        if plan.toolkit is not None:
+            log.note(bundle_toolkit_libraries(plan.toolkit.root, staged))
         missing = install.unresolved(staged)
         if missing:
             raise StepError(f"unresolved libraries after install: {', '.join(missing)}")
@@ -206,6 +211,41 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
     runner.step("install", stage, once=False)
     return Outcome(plan.prefix, plan.python.path, "built", 0.0, resumed=runner.resumed,
                    logs=str(runner.logs))  # fmt: skip
+
+
+def cuda_toolkit(plan: Plan, log: Log) -> str:
+    """Assemble (or reuse) the CUDA root; a wheel-borne nvcc's targets are checked now."""
+    tk = plan.toolkit
+    assert tk is not None and plan.arches is not None
+    root = toolkit.assemble(tk, log)
+    if tk.compiler is None:  # the plan could not ask this nvcc before it was downloaded
+        supported = toolkit.supported_architectures(tk.nvcc)
+        refused = [a for a in plan.arches.real if a not in supported]
+        if refused:
+            raise StepError(arches.refusal(refused, supported, f"CUDA {tk.cuda}", {}))
+    return f"{root} ({tk.describe()})"
+
+
+def bundle_toolkit_libraries(root: Path, staged: Path) -> str:
+    """Carry the CUDA libraries the install needs in its lib/, so the prefix stands alone.
+
+    They are hard links into the toolkit cache where the file system allows (no extra
+    disk), copies otherwise, and read-only: an install shares them instead of copying.
+    """
+    needed = {n for path in install.elf_files(staged) for n in toolkit.needed(path)}
+    lib = staged / "lib"
+    names = []
+    for src in toolkit.runtime_libraries(root, needed):
+        real, dest = src.resolve(), lib / src.name
+        if dest.exists():
+            continue
+        try:
+            os.link(real, dest)
+        except OSError:
+            shutil.copy2(real, dest)
+        dest.chmod(0o444)
+        names.append(src.name)
+    return f"bundled {len(names)} CUDA libraries: {', '.join(names)}"
 
 
 def apply_patches(patches: tuple[Path, ...], tree: Path, log: Log) -> None:
@@ -240,6 +280,22 @@ def _record(plan: Plan) -> dict[str, Any]:
         "abi": plan.python.abi,
         "static_protobuf": plan.static_protobuf,
         "source_sha256": plan.recipe.source.sha256,
+        **(
+            {
+                "cuda": plan.recipe.cuda,
+                "cudnn": next(
+                    (
+                        ".".join(w.version.split(".")[:3])
+                        for w in plan.recipe.toolkit_libraries
+                        if "cudnn" in w.name
+                    ),
+                    None,
+                ),
+                "architectures": plan.arches.names(),
+            }
+            if plan.arches
+            else {}
+        ),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -28,4 +28,5 @@ def host_facts() -> HostFacts:
         cuda=".".join(toolkit.split(".")[:2]) if toolkit else None,
         cudnn=cudnn,
         gpu_arches=arches,
+        cuda_roots=tuple(t.root for t in cudaf.toolkits if t.root),
     )

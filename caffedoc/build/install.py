@@ -81,7 +81,7 @@ def install_tree(tree: Path, prefix: Path) -> None:
     new = prefix.with_name(f".{prefix.name}.caffedoc-new-{os.getpid()}")
     old = prefix.with_name(f".{prefix.name}.caffedoc-old-{os.getpid()}")
     try:
-        shutil.copytree(tree, new, symlinks=True)
+        shutil.copytree(tree, new, symlinks=True, copy_function=_share_or_copy)
         if prefix.exists():
             os.replace(prefix, old)
         os.replace(new, prefix)
@@ -91,6 +91,17 @@ def install_tree(tree: Path, prefix: Path) -> None:
         shutil.rmtree(new, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _share_or_copy(src: str, dst: str) -> None:
+    """Read-only files (the bundled CUDA libraries, 1 GB) are hard-linked, the rest copied."""
+    if not os.stat(src).st_mode & 0o222:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
 
 
 def pin_line(python_dir: Path | str) -> str:

@@ -18,10 +18,12 @@ from typing import Any
 import psutil
 
 from caffedoc import host
-from caffedoc.build import install, interpreter, paths, source
+from caffedoc.build import arches, install, interpreter, paths, source, toolkit
+from caffedoc.build.arches import Choice
 from caffedoc.build.interpreter import Interpreter
+from caffedoc.build.toolkit import ToolkitPlan
 from caffedoc.errors import CaffedocError
-from caffedoc.recipes import HostFacts, Recipe
+from caffedoc.recipes import HostFacts, Recipe, load_all
 
 GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
 PTH_NAME = install.PTH_NAME
@@ -43,6 +45,8 @@ class Plan:
     cmake_args: tuple[str, ...]  # without the per-build paths (source, build, protobuf)
     toolchain: dict[str, str]
     key: str
+    toolkit: ToolkitPlan | None = None  # a CUDA root assembled from wheels (CUDA recipes)
+    arches: Choice | None = None  # the GPU targets, when the recipe assembles its toolkit
 
     @property
     def workdir(self) -> Path:
@@ -78,6 +82,9 @@ class Plan:
             "patches": [p.name for p in self.recipe.patches],
             "static_protobuf": self.static_protobuf,
             "cmake_args": list(self.cmake_args),
+            "toolkit": self.toolkit.to_json() if self.toolkit else None,
+            "architectures": self.arches.names() if self.arches else None,
+            "architectures_why": self.arches.why if self.arches else None,
             "jobs": self.jobs,
             "prefix": str(self.prefix),
             "python": str(self.python.path),
@@ -116,6 +123,15 @@ class Plan:
                 "source (cached), its symbols hidden"
                 if self.static_protobuf
                 else "the distro's shared libprotobuf"
+            ),
+            *(
+                [
+                    f"toolkit   CUDA {self.toolkit.cuda}: {self.toolkit.describe()}",
+                    f"          assembled in {self.toolkit.root}",
+                    f"gpu code  {', '.join(self.arches.names())} ({self.arches.why})",
+                ]
+                if self.toolkit and self.arches
+                else []
             ),
             f"cmake     {' '.join(self.cmake_args)}",
             f"jobs      {self.jobs} ({self.jobs_why})",
@@ -184,6 +200,7 @@ def make_plan(
     given_source: Path | None = None,
     jobs: int | None = None,
     static_protobuf: bool = False,
+    cuda_arch: tuple[str, ...] = (),
 ) -> Plan:
     py = interpreter.inspect(python)
     if not py.major_minor.startswith(recipe.python):
@@ -209,6 +226,9 @@ def make_plan(
         jobs_why = "--jobs"
     static = static_protobuf or recipe.static_protobuf
     args = cmake_args(recipe, py)
+    tk, choice = cuda_targets(recipe, host_facts, cuda_arch)
+    if tk and choice:
+        args += (f"-DCUDA_TOOLKIT_ROOT_DIR={tk.root}", *choice.cmake_args())
     versions = installed_packages(recipe.apt)
     missing = tuple(p for p in recipe.apt if p not in versions)
     tools = toolchain()
@@ -221,6 +241,7 @@ def make_plan(
         "cmake": [a for a in args if not a.startswith("-DPYTHON_EXECUTABLE=")],
         "python": [py.version, py.abi],
         "machine": host_facts.machine,
+        "toolkit": tk.key if tk else None,
     }
     key = hashlib.sha256(json.dumps(key_inputs, sort_keys=True).encode()).hexdigest()
     return Plan(
@@ -238,7 +259,43 @@ def make_plan(
         cmake_args=args,
         toolchain=tools,
         key=key,
+        toolkit=tk,
+        arches=choice,
     )
+
+
+def cuda_targets(
+    recipe: Recipe, host_facts: HostFacts, asked: tuple[str, ...]
+) -> tuple[ToolkitPlan | None, Choice | None]:
+    """For a recipe that assembles its CUDA toolkit: that toolkit, and the GPU targets."""
+    if not recipe.toolkit_libraries:
+        if asked:
+            raise CaffedocError(
+                f"--cuda-arch: recipe {recipe.name} takes its architectures from its CMake options"
+            )
+        return None, None
+    tk = toolkit.plan_toolkit(recipe, host_facts.cuda_roots)
+    supported = (
+        toolkit.supported_architectures(tk.compiler / "bin" / "nvcc") if tk.compiler else None
+    )
+    return tk, arches.choose(
+        recipe.architectures,
+        supported,
+        host_facts.gpu_arches,
+        asked,
+        toolkit=f"CUDA {recipe.cuda}",
+        elsewhere=other_recipes_for(recipe),
+    )
+
+
+def other_recipes_for(recipe: Recipe) -> dict[str, str]:
+    """Architecture → another buildable CUDA recipe that targets it (for refusals)."""
+    out: dict[str, str] = {}
+    for r in load_all(recipe.path.parent):
+        if r.kind == "cuda" and r.status == "good" and r.name != recipe.name:
+            for a in r.architectures:
+                out.setdefault(a, r.name)
+    return out
 
 
 def default_prefix(recipe: Recipe) -> Path:

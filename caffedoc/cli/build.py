@@ -24,6 +24,13 @@ def build(
         Optional[str], typer.Option(metavar="A.B[.C]", help="With --cuda: this cuDNN version.")
     ] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Build without CUDA.")] = False,
+    cuda_arch: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="CC[,CC…]",
+            help="GPU targets, e.g. 7.5,86 (default: the GPUs here, else the recipe's list).",
+        ),
+    ] = None,
     static_protobuf: Annotated[
         bool,
         typer.Option(
@@ -63,12 +70,15 @@ def build(
 
     Exit status: 0 built (or cache hit), 1 a step failed, 2 refused or bad usage.
     """
-    from caffedoc.build import engine
+    from caffedoc.build import arches, engine
     from caffedoc.build.facts import host_facts
     from caffedoc.build.plan import make_plan
     from caffedoc.probes import default_python
     from caffedoc.recipes import Request, load_all, resolve
 
+    asked_arches = arches.parse(cuda_arch) if cuda_arch is not None else ()
+    if asked_arches and cpu_only:
+        raise CaffedocError("--cpu-only cannot be combined with --cuda-arch")
     host = host_facts()
     request = Request(recipe=recipe, cuda=cuda, cudnn=cudnn, cpu_only=cpu_only)
     chosen = resolve(load_all(), host, request)
@@ -92,6 +102,7 @@ def build(
         given_source=source,
         jobs=jobs,
         static_protobuf=static_protobuf,
+        cuda_arch=asked_arches,
     )
     if dry_run:
         typer.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.render())
