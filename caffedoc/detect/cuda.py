@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
-from caffedoc.probes.cuda import CUDA_LIB, CaffeLibrary, CudaFacts, LibraryDir
+from caffedoc.probes.cuda import CUDA_LIB, CaffeLibrary, CudaFacts, Driver, LibraryDir
 
 # Compute capabilities each CUDA major release builds for: (lowest, highest or None).
 ARCH_RANGES: dict[int, tuple[int, int | None]] = {
@@ -77,6 +77,13 @@ def _runtime_of(lib: CaffeLibrary) -> str | None:
         if n.soname.startswith("libcudart.so."):
             return _soname_version(n.soname)
     return None
+
+
+def _architectures(lib: CaffeLibrary) -> tuple[tuple[str, ...] | None, str]:
+    """The targets in the library, else those its build record names; and the source."""
+    if lib.architectures is None and lib.record and lib.record.architectures:
+        return lib.record.architectures, f"as {lib.record.path} records"
+    return lib.architectures, "in its fatbinary"
 
 
 def _ldconfig_command(cuda: CudaFacts) -> str:
@@ -244,6 +251,8 @@ def cudnn_version(facts: Facts) -> Iterator[Hit]:
             ),
             detail="this Caffe source does not build with cuDNN ≥ 8",
         )
+    for lib in cuda.caffe_libraries:
+        yield from _cudnn_loaded(lib)
     lib_majors = {
         v.split(".")[0]
         for name in cuda.cache_cuda
@@ -264,6 +273,93 @@ def cudnn_version(facts: Facts) -> Iterator[Hit]:
             )
 
 
+def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
+    """The cuDNN the library really loads, as it answers for itself, against the cuDNN
+    the build was compiled with, the soname it asks for and its own CUDA runtime."""
+    c = lib.cudnn
+    if c is None:
+        return
+    if c.error:
+        incomplete = "Unable to load any of" in c.error
+        yield Hit(
+            Severity.ERROR if incomplete else Severity.WARNING,
+            (
+                f"{lib.path} loads {c.soname} from {c.path}; asked its version "
+                f"(cudnnGetVersion) in a child process, it {c.error.split('` ', 1)[-1]}",
+            ),
+            "Reinstall cuDNN whole: every libcudnn_*.so of one release in one directory "
+            "(cuDNN 9 loads libcudnn_graph, _ops, _cnn… beside libcudnn.so at run time)."
+            if incomplete
+            else None,
+            detail=f"{c.path.name} is incomplete"
+            if incomplete
+            else f"{c.path.name} did not answer",
+        )
+        return
+    loaded = _version(c.version)
+    if loaded is None:
+        return
+    wanted = _version(_soname_version(c.soname))
+    if wanted is not None and loaded.major != wanted.major:
+        yield Hit(
+            Severity.ERROR,
+            (
+                f"{lib.path} needs {c.soname}; the loader gives it {c.path}, "
+                f"which says it is cuDNN {c.version}",
+            ),
+            f"Point {c.soname} at a cuDNN {wanted.major} library (the one Caffe was built "
+            "with), or rebuild Caffe against this cuDNN.",
+            detail=f"{c.soname} is cuDNN {c.version}",
+        )
+    record = lib.record
+    built = _version(record.cudnn) if record else None
+    if record and built is not None:
+        if loaded.major != built.major:
+            yield Hit(
+                Severity.ERROR,
+                (
+                    f"{record.path} says Caffe was compiled against cuDNN {record.cudnn}; "
+                    f"{lib.path} loads cuDNN {c.version} ({c.path})",
+                ),
+                f"Install cuDNN {built.major}.x (at least {record.cudnn}) where Caffe finds "
+                f"{c.soname}, or rebuild Caffe against cuDNN {loaded.major}.",
+                detail=f"compiled with cuDNN {record.cudnn}, loads {c.version}",
+            )
+        elif (loaded.major, loaded.minor) < (built.major, built.minor):
+            # Patch releases are compatible both ways; a minor release only with code
+            # built against the same or an older minor (NVIDIA's API compatibility).
+            yield Hit(
+                Severity.WARNING,
+                (
+                    f"{record.path} says Caffe was compiled against cuDNN {record.cudnn}; "
+                    f"{lib.path} loads the older cuDNN {c.version} ({c.path})",
+                    f"cuDNN {loaded.major}.{loaded.minor} is not guaranteed to run code built "
+                    f"against {built.major}.{built.minor}: a minor release is compatible only "
+                    "with code built against the same or an older minor",
+                ),
+                f"Install cuDNN {built.major}.{built.minor} or a newer {built.major}.x where "
+                f"Caffe finds {c.soname} (it loads {c.path} now), or rebuild Caffe against "
+                f"cuDNN {c.version}.",
+                detail=f"compiled with cuDNN {record.cudnn}, loads the older {c.version}",
+            )
+    runtime = _runtime_of(lib)
+    source = f"{lib.path} links libcudart.so.{runtime}"
+    if runtime is None and record and record.cuda:
+        runtime, source = record.cuda, f"{record.path} says Caffe was built with CUDA {record.cuda}"
+    ours, theirs = _version(runtime), _version(c.cuda)
+    if ours is not None and theirs is not None and ours.major != theirs.major:
+        yield Hit(
+            Severity.ERROR,
+            (
+                f"{c.path} is cuDNN {c.version} built for CUDA {c.cuda} "
+                f"(cudnnGetCudartVersion); {source} (CUDA {ours.major})",
+            ),
+            f"Install the cuDNN {loaded.major} build for CUDA {ours.major} (e.g. the "
+            f"nvidia-cudnn-cu{ours.major} wheel) where Caffe finds {c.soname}.",
+            detail=f"cuDNN for CUDA {theirs.major} with a CUDA {ours.major} Caffe",
+        )
+
+
 def _arch_number(cc: str) -> int | None:
     m = re.match(r"(\d+)\.(\d+)$", cc.strip())
     return int(m.group(1)) * 10 + int(m.group(2)) if m else None
@@ -273,14 +369,16 @@ def _runs_on(archs: tuple[str, ...], cc: int) -> bool:
     """Whether a binary with these targets has code for a GPU of capability `cc` (86 = 8.6)."""
     for a in archs:
         kind, _, num = a.partition("_")
-        digits = re.match(r"\d+", num)
+        digits = re.match(r"(\d+)([af]?)$", num)
         if not digits:
             continue
-        n = int(digits.group(0))
+        n, suffix = int(digits.group(1)), digits.group(2)
+        if suffix == "a" and n != cc:
+            continue  # sm_90a, compute_90a: that one GPU only
         if kind == "sm" and n // 10 == cc // 10 and n <= cc:
             return True  # cubins run on the same major, equal or newer minor
-        if kind == "compute" and n <= cc:
-            return True  # PTX is compiled for newer GPUs at load time
+        if kind == "compute" and n <= cc and (suffix != "f" or n // 10 == cc // 10):
+            return True  # PTX is compiled for newer GPUs at load time (a family's: its own)
     return False
 
 
@@ -312,11 +410,12 @@ def cuda_arch(facts: Facts) -> Iterator[Hit]:
                 detail=f"CUDA {t.version} cannot target sm_{cc}",
             )
         for lib in cuda.caffe_libraries:
-            if lib.architectures and not _runs_on(lib.architectures, cc):
+            archs, where = _architectures(lib)
+            if archs and not _runs_on(archs, cc):
                 yield Hit(
                     Severity.ERROR,
                     (
-                        f"{lib.path} holds code for {', '.join(lib.architectures)}; GPU "
+                        f"{lib.path} holds code for {', '.join(archs)} ({where}); GPU "
                         f"{gpu.index} ({gpu.name}) needs sm_{cc} or PTX for ≤ compute_{cc}",
                     ),
                     "Rebuild Caffe for this GPU: -DCUDA_ARCH_NAME=Manual "
@@ -324,6 +423,49 @@ def cuda_arch(facts: Facts) -> Iterator[Hit]:
                     f'-DCUDA_ARCH_PTX="{gpu.compute_capability}" with a CUDA that supports it.',
                     detail=f"no kernels for {gpu.name}",
                 )
+
+
+def _no_gpu(cuda: CudaFacts, d: Driver, lib: CaffeLibrary) -> Hit:
+    """A CUDA build on a machine where no GPU can be used: what it holds, and why not."""
+    archs, where = _architectures(lib)
+    runtime = (lib.cudart and lib.cudart.version) or _runtime_of(lib)
+    holds = [f"CUDA {runtime} runtime"] if runtime else []
+    if lib.cudnn and lib.cudnn.version:
+        holds.append(f"cuDNN {lib.cudnn.version}")
+    holds.append(
+        f"code for {', '.join(archs)} ({where})"
+        if archs
+        else f"architectures {lib.architectures_note or 'unknown'}"
+    )
+    evidence = [f"{lib.path} is a GPU build (CUDA): {'; '.join(holds)}"]
+    driverless = d.libcuda is not None and d.libcuda.path is None
+    if driverless:
+        evidence.append(
+            "no NVIDIA driver: the loader finds no libcuda.so.1 (LD_LIBRARY_PATH: "
+            f"{':'.join(cuda.ld_library_path) or 'unset'}; cache: {cuda.ld_so_cache}; "
+            "the system directories)"
+        )
+    elif d.libcuda is not None and d.libcuda.path is not None:
+        evidence.append(f"the driver's libcuda.so.1 is {d.libcuda.path} ({d.libcuda.how})")
+    evidence.append(
+        "no nvidia-smi on PATH"
+        + (f"; kernel driver {d.version} loaded" if d.version else "; no NVIDIA kernel module")
+    )
+    r = lib.cudart
+    if r is not None and r.error is None and r.status:
+        evidence.append(f"Caffe's CUDA runtime ({r.path}) says: cudaGetDeviceCount() → {r.status}")
+    elif r is not None and r.error is None and r.devices is not None:
+        evidence.append(f"Caffe's CUDA runtime ({r.path}) counts {r.devices} GPU(s)")
+    return Hit(
+        Severity.WARNING,
+        tuple(evidence),
+        "CPU mode works here (caffe.set_mode_cpu(), or solver_mode: CPU); GPU mode needs an "
+        "NVIDIA GPU with a driver for CUDA "
+        + (f"{runtime}" if runtime else "this build's version")
+        + " or newer (nvidia-smi then lists it). For a machine that never has a GPU, "
+        "build a CPU-only Caffe: `caffedoc build --cpu-only`.",
+        detail="CUDA build, no usable GPU" + (" (no NVIDIA driver)" if driverless else ""),
+    )
 
 
 @detects("gpu-driver")
@@ -338,16 +480,7 @@ def gpu_driver(facts: Facts) -> Iterator[Hit]:
         return
     if d.nvidia_smi is None:
         for lib in gpu_builds:
-            yield Hit(
-                Severity.WARNING,
-                (
-                    f"{lib.path} is a GPU build, and no GPU can be seen here (no nvidia-smi"
-                    + (f"; kernel driver {d.version} loaded)" if d.version else ")"),
-                ),
-                "On this machine only CPU mode works (caffe.set_mode_cpu()); for a machine "
-                "without a GPU build a CPU-only Caffe: `caffedoc build --cpu-only`.",
-                detail="GPU build without a GPU",
-            )
+            yield _no_gpu(cuda, d, lib)
         return
     if not d.gpus:
         yield Hit(Severity.ERROR, (f"`{d.nvidia_smi}` ran but lists no GPU",))

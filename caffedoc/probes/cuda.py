@@ -15,13 +15,16 @@ import glob
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.probes import Context, probe
+from caffedoc.build.install import RECORD, read_record
+from caffedoc.probes import Context, fatbin, probe
 from caffedoc.probes.loader import (
+    Elf,
     Needed,
     NoReadelf,
     cache_lookup,
@@ -31,9 +34,10 @@ from caffedoc.probes.loader import (
     ld_library_path,
     multiarch,
     read_cache,
+    resolve,
     system_dirs,
 )
-from caffedoc.probes.python import introspect
+from caffedoc.probes.python import SCRIPTS, introspect, once
 
 # Libraries of the toolkit and cuDNN that a CUDA build of Caffe links.
 CUDA_LIB = re.compile(
@@ -64,6 +68,7 @@ class Driver:
     cuda_version: str | None  # the newest CUDA runtime this driver supports
     gpus: tuple[Gpu, ...]
     error: str | None  # nvidia-smi exists but failed: its own words
+    libcuda: Needed | None = None  # where the loader finds the driver's libcuda.so.1
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,43 @@ class LibraryDir:
 
     path: Path
     libraries: tuple[str, ...]
-    covered_by: str | None  # "ld.so.conf", "LD_LIBRARY_PATH", "system directory" or None
+    # "ld.so.conf", "LD_LIBRARY_PATH", "system directory", "RUNPATH of libcaffe.so…" or None
+    covered_by: str | None
     not_in_cache: tuple[str, ...]  # sonames here the cache lacks although the conf lists the dir
+
+
+@dataclass(frozen=True)
+class CudnnRuntime:
+    """The cuDNN a Caffe library loads, and what it says of itself (in a child process)."""
+
+    soname: str  # libcudnn.so.9, as the Caffe library needs it
+    path: Path  # the file the loader picks
+    version: str | None  # 9.13.1, from cudnnGetVersion()
+    cuda: str | None  # 13.0, from cudnnGetCudartVersion(): the CUDA it was built for
+    error: str | None  # the child could not ask: how it ended, in its own words
+
+
+@dataclass(frozen=True)
+class CudaRuntime:
+    """The libcudart a Caffe library loads, and what it says (in a child process)."""
+
+    soname: str  # libcudart.so.13
+    path: Path
+    version: str | None  # 13.0, from cudaRuntimeGetVersion()
+    driver: str | None  # from cudaDriverGetVersion(): the CUDA the driver supports; "none"
+    devices: int | None  # cudaGetDeviceCount(), None when it failed
+    status: str | None  # cudaGetDeviceCount()'s error: "cudaErrorInsufficientDriver: CUDA …"
+    error: str | None  # the child could not ask: how it ended
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What caffedoc's build wrote into its install prefix (.caffedoc-build.json)."""
+
+    path: Path
+    cuda: str | None  # "13.0"
+    cudnn: str | None  # "9.13.1"
+    architectures: tuple[str, ...] | None  # ("sm_75", "compute_75")
 
 
 @dataclass(frozen=True)
@@ -92,6 +132,9 @@ class CaffeLibrary:
     cudnn_imports: tuple[str, ...]  # cuDNN functions the library calls (GPU builds)
     architectures: tuple[str, ...] | None  # sm_75 (code), compute_75 (PTX); None: unknown
     architectures_note: str | None
+    cudnn: CudnnRuntime | None = None
+    cudart: CudaRuntime | None = None
+    record: BuildRecord | None = None
 
     @property
     def unresolved(self) -> tuple[str, ...]:
@@ -202,8 +245,9 @@ def _driver(ctx: Context) -> Driver:
     kernel_version = None
     if module and (m := re.search(r"Kernel Module\s+([\d.]+)", module)):
         kernel_version = m.group(1)
+    libcuda = _libcuda(ctx)
     if not smi_path:
-        return Driver(None, kernel_version, None, (), None)
+        return Driver(None, kernel_version, None, (), None, libcuda)
     smi = smi_path[0]
     fields = "index,name,compute_cap,driver_version"
     res = host.run(
@@ -218,7 +262,7 @@ def _driver(ctx: Context) -> Driver:
         )
     if not res.ok:
         said = (res.output.strip().splitlines() or [res.describe()])[0]
-        return Driver(smi, kernel_version, None, (), said)
+        return Driver(smi, kernel_version, None, (), said, libcuda)
     gpus, version = [], kernel_version
     for line in res.stdout.splitlines():
         cols = dict(zip(fields.split(","), (c.strip() for c in line.split(","))))
@@ -231,7 +275,16 @@ def _driver(ctx: Context) -> Driver:
         version = cols.get("driver_version") or version
     header = host.run([smi], timeout=ctx.timeout, env=ctx.env)
     m = re.search(r"CUDA Version:\s*([\d.]+)", header.stdout)
-    return Driver(smi, version, m.group(1) if m else None, tuple(gpus), None)
+    return Driver(smi, version, m.group(1) if m else None, tuple(gpus), None, libcuda)
+
+
+def _libcuda(ctx: Context) -> Needed | None:
+    """Where the loader finds the driver's libcuda.so.1 (the CUDA runtime dlopens it);
+    None when the loader's view cannot be built (no readelf)."""
+    try:
+        return resolve(ctx, "libcuda.so.1", Elf(), Path.cwd())
+    except NoReadelf:
+        return None
 
 
 # ---------------------------------------------------------------- cuDNN headers
@@ -281,7 +334,11 @@ def _library_dirs(
     conf_dirs: list[Path],
     ld_library_path: list[str],
     cache: Mapping[str, list[tuple[str, str]]],
+    runpaths: Mapping[str, str] | None = None,
 ) -> list[LibraryDir]:
+    """`runpaths`: directory → the Caffe library whose RUNPATH names it (a relocatable
+    install finds its CUDA libraries there, the loader's configuration aside)."""
+    runpaths = runpaths or {}
     conf = {os.path.realpath(d) for d in conf_dirs}
     llp = {os.path.realpath(d) for d in ld_library_path if d}
     system = {os.path.realpath(d) for d in system_dirs()}
@@ -313,6 +370,8 @@ def _library_dirs(
             if real in llp
             else "system directory"
             if real in system
+            else f"RUNPATH of {runpaths[real]}"
+            if real in runpaths
             else None
         )
         missing = tuple(
@@ -339,24 +398,106 @@ def _dyn_imports(path: Path, ctx: Context, prefix: str) -> list[str]:
     return sorted(names)
 
 
-def _architectures(
-    path: Path, ctx: Context, toolkits: Iterable[Toolkit]
-) -> tuple[tuple[str, ...] | None, str | None]:
-    tools = [t.root / "bin" / "cuobjdump" for t in toolkits if t.root]
-    tools = [t for t in tools if t.exists()] + host.which_all("cuobjdump", ctx.env.get("PATH", ""))
-    if not tools:
-        return None, "unknown: cuobjdump not found"
-    res = host.run([tools[0], "--list-elf", "--list-ptx", path], timeout=ctx.timeout, env=ctx.env)
-    if not res.ok and not res.stdout:
-        return None, f"unknown: {res.describe()}"
-    archs = []
-    for line in res.stdout.splitlines():
-        m = re.search(r"(ELF|PTX) file\s+\d+:.*?\bsm_(\d+\w?)", line)
-        if m:
-            name = ("sm_" if m.group(1) == "ELF" else "compute_") + m.group(2)
-            if name not in archs:
-                archs.append(name)
-    return tuple(archs), None if archs else "no CUDA code in the library"
+def _architectures(path: Path) -> tuple[tuple[str, ...] | None, str | None]:
+    """The targets in the library's fatbinary (fatbin.py), and a note when there is none."""
+    try:
+        archs = fatbin.targets(path)
+    except (OSError, fatbin.NotElf) as exc:
+        return None, f"unknown: {getattr(exc, 'strerror', None) or exc}"
+    return archs, None if archs else "no CUDA code in the library"
+
+
+# ---------------------------------------------------------------- asking CUDA libraries
+
+
+def _version_number(n: int, base: int) -> str:
+    """cuDNN 91301 (base 10000, cuDNN ≥ 9) → 9.13.1; 7605 (base 1000) → 7.6.5."""
+    return f"{n // base}.{n % base // 100}.{n % 100}"
+
+
+def _cuda_number(n: int) -> str:
+    """13000 → 13.0, 12090 → 12.9 (CUDA's major * 1000 + minor * 10)."""
+    return f"{n // 1000}.{n % 1000 // 10}"
+
+
+def _ask(ctx: Context, kind: str, path: Path) -> tuple[dict, str | None]:
+    """Run scripts/ask_cuda_library.py on `path` in a child; (its answers, why none)."""
+    script = (SCRIPTS / "ask_cuda_library.py").read_text(encoding="utf-8")
+    res = host.run([sys.executable, "-c", script, kind, path], timeout=ctx.timeout, env=ctx.env)
+    ended = res.describe().replace(script, "<caffedoc/probes/scripts/ask_cuda_library.py>")
+    if res.ok:
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1]), None
+        except (ValueError, IndexError):
+            return {}, f"{ended} but printed no answer"
+    said = [line.strip() for line in res.stderr.splitlines() if line.strip()]
+    return {}, f"{ended}: {' / '.join(said[-2:])}" if said else ended
+
+
+def _cudnn_runtime(ctx: Context, needed: tuple[Needed, ...]) -> CudnnRuntime | None:
+    n = next((n for n in needed if n.soname.startswith("libcudnn.so.") and n.path), None)
+    if n is None or n.path is None:
+        return None
+    path = n.path
+
+    def ask() -> CudnnRuntime:
+        got, error = _ask(ctx, "cudnn", path)
+        number, cudart = got.get("cudnnGetVersion"), got.get("cudnnGetCudartVersion")
+        version = None
+        if isinstance(number, int) and number > 0:
+            version = _version_number(number, 10000 if number >= 90000 else 1000)
+        cuda = _cuda_number(cudart) if isinstance(cudart, int) and cudart > 0 else None
+        return CudnnRuntime(n.soname, path, version, cuda, error)
+
+    return once(ctx, ("ask cudnn", os.path.realpath(path)), ask)
+
+
+def _cuda_runtime(ctx: Context, needed: tuple[Needed, ...]) -> CudaRuntime | None:
+    n = next((n for n in needed if n.soname.startswith("libcudart.so.") and n.path), None)
+    if n is None or n.path is None:
+        return None
+    path = n.path
+
+    def ask() -> CudaRuntime:
+        got, error = _ask(ctx, "cudart", path)
+        runtime, driver = got.get("cudaRuntimeGetVersion"), got.get("cudaDriverGetVersion")
+        status = None
+        if got.get("status"):
+            name = got.get("cudaGetErrorName") or f"error {got['status']}"
+            words = got.get("cudaGetErrorString")
+            status = f"{name}: {words}" if words else name
+        return CudaRuntime(
+            soname=n.soname,
+            path=path,
+            version=_cuda_number(runtime) if isinstance(runtime, int) and runtime > 0 else None,
+            driver=(
+                (_cuda_number(driver) if driver > 0 else "none")
+                if isinstance(driver, int)
+                else None
+            ),
+            devices=got.get("cudaGetDeviceCount"),
+            status=status,
+            error=error,
+        )
+
+    return once(ctx, ("ask cudart", os.path.realpath(path)), ask)
+
+
+def _build_record(path: Path) -> BuildRecord | None:
+    """The record of the caffedoc install `path` belongs to: <prefix>/lib/libcaffe.so or
+    <prefix>/python/caffe/_caffe.so, the record in <prefix>."""
+    for prefix in (path.parent.parent, path.parent.parent.parent):
+        data = read_record(prefix)
+        if not isinstance(data, dict):
+            continue
+        archs = data.get("architectures")
+        return BuildRecord(
+            path=prefix / RECORD,
+            cuda=str(data["cuda"]) if data.get("cuda") else None,
+            cudnn=str(data["cudnn"]) if data.get("cudnn") else None,
+            architectures=tuple(map(str, archs)) if isinstance(archs, list) else None,
+        )
+    return None
 
 
 def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
@@ -385,7 +526,7 @@ def _caffe_candidates(ctx: Context) -> list[tuple[Path, str]]:
     return list(unique.values())
 
 
-def _caffe_libraries(ctx: Context, toolkits: list[Toolkit]) -> list[CaffeLibrary]:
+def _caffe_libraries(ctx: Context) -> list[CaffeLibrary]:
     todo = _caffe_candidates(ctx)
     done: dict[str, CaffeLibrary] = {}
     while todo:
@@ -395,9 +536,7 @@ def _caffe_libraries(ctx: Context, toolkits: list[Toolkit]) -> list[CaffeLibrary
             continue
         elf = seen.elf
         gpu = elf.device_code or any(GPU_BUILD_LIB.match(n) for n in elf.needed)
-        archs, note = (
-            _architectures(path, ctx, toolkits) if gpu else (None, "CPU build: no CUDA code")
-        )
+        archs, note = _architectures(path) if gpu else (None, "CPU build: no CUDA code")
         done[os.path.realpath(path)] = CaffeLibrary(
             path=path,
             found_by=how,
@@ -407,6 +546,9 @@ def _caffe_libraries(ctx: Context, toolkits: list[Toolkit]) -> list[CaffeLibrary
             cudnn_imports=tuple(_dyn_imports(path, ctx, "cudnn")) if gpu else (),
             architectures=archs,
             architectures_note=note,
+            cudnn=_cudnn_runtime(ctx, seen.direct) if gpu else None,
+            cudart=_cuda_runtime(ctx, seen.direct) if gpu else None,
+            record=_build_record(path),
         )
         # _caffe.so → libcaffe.so found through its RUNPATH: examine that one too.
         for n in seen.direct:
@@ -451,8 +593,13 @@ def _summarize(f: CudaFacts) -> list[str]:
         lines.append(f"NVIDIA driver: nvidia-smi failed: {d.error}")
     elif d.version:
         lines.append(f"NVIDIA kernel driver {d.version} is loaded, but there is no nvidia-smi")
+    elif d.libcuda is not None and d.libcuda.path is not None:
+        lines.append(f"no nvidia-smi, but the driver's libcuda.so.1 is here: {d.libcuda.path}")
     else:
-        lines.append("No NVIDIA GPU or driver here (no nvidia-smi): Caffe can run in CPU mode only")
+        no_lib = "; libcuda.so.1 not found" if d.libcuda is not None else ""
+        lines.append(
+            f"No NVIDIA GPU or driver here (no nvidia-smi{no_lib}): Caffe can run in CPU mode only"
+        )
     if f.cudnn_headers:
         heads = ", ".join(f"{h.version} ({h.path})" for h in f.cudnn_headers)
         libs = ", ".join(sorted(n for n in f.cache_cuda if n.startswith("libcudnn.so."))) or "none"
@@ -473,6 +620,23 @@ def _summarize(f: CudaFacts) -> list[str]:
         lines.append(
             f"{lib.path.name} ({lib.path}): {kind}" + (f"; {archs}" if lib.gpu_build else "")
         )
+        runtimes = []
+        if lib.cudnn:
+            c = lib.cudnn
+            said = c.error or f"{c.version}, built for CUDA {c.cuda or '?'}"
+            runtimes.append(f"cuDNN {said} ({c.path})" if not c.error else f"{c.path}: {said}")
+        if lib.cudart:
+            r = lib.cudart
+            said = r.error or (
+                f"{r.version}, {r.devices} GPU(s)"
+                if r.devices is not None
+                else f"{r.version}, {r.status}"
+            )
+            runtimes.append(
+                f"CUDA runtime {said} ({r.path})" if not r.error else f"{r.path}: {said}"
+            )
+        if runtimes:
+            lines.append(f"{lib.path.name} loads " + "; ".join(runtimes))
     return lines
 
 
@@ -484,7 +648,7 @@ def gather(ctx: Context) -> CudaFacts:
     llp = ld_library_path(ctx)
     headers = _cudnn_headers(_include_dirs(ctx, toolkits))
     try:
-        caffe_libs, elf_error = _caffe_libraries(ctx, toolkits), None
+        caffe_libs, elf_error = _caffe_libraries(ctx), None
     except NoReadelf as exc:
         caffe_libs, elf_error = [], str(exc)
     candidates: list[Path] = []
@@ -498,9 +662,12 @@ def gather(ctx: Context) -> CudaFacts:
     for var in ("CUDNN_HOME", "CUDNN_ROOT", "CUDNN_PATH"):
         if ctx.env.get(var):
             candidates += [Path(ctx.env[var]) / "lib64", Path(ctx.env[var]) / "lib"]
+    runpaths: dict[str, str] = {}
     for lib in caffe_libs:
-        candidates += [expand(p, lib.path.parent) for p in lib.runpath]
-        candidates.append(lib.path.parent)
+        dirs = [expand(p, lib.path.parent) for p in lib.runpath]
+        for d in dirs:
+            runpaths.setdefault(os.path.realpath(d), lib.path.name)
+        candidates += [*dirs, lib.path.parent]
     candidates += [Path(p) for p in llp] + listed + system_dirs()
     source, calls = _source_cudnn_calls(ctx)
     return CudaFacts(
@@ -517,7 +684,7 @@ def gather(ctx: Context) -> CudaFacts:
             name: p for name in cache if CUDA_LIB.match(name) and (p := cache_lookup(cache, name))
         },
         ld_library_path=tuple(llp),
-        library_dirs=tuple(_library_dirs(candidates, listed, llp, cache)),
+        library_dirs=tuple(_library_dirs(candidates, listed, llp, cache, runpaths)),
         caffe_libraries=tuple(caffe_libs),
         caffe_source=source,
         source_cudnn_calls=calls,
