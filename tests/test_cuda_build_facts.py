@@ -24,7 +24,7 @@ import pytest
 from caffedoc.probes import fatbin
 from tests.conftest import caffedoc
 from tests.fixtures import cuda_libs
-from tests.fixtures.cuda_libs import CUDNN_12, CUDNN_13, CUDNN_13_OLDER
+from tests.fixtures.cuda_libs import CUDNN_8, CUDNN_12, CUDNN_13, CUDNN_13_OLDER
 
 # No driver at all: the gpu-driver wording below is this case's.
 NO_DRIVER = shutil.which("nvidia-smi") is None and not any(
@@ -209,17 +209,29 @@ def test_cuda_build_facts_from_the_libraries_themselves(tmp_path, target_python,
 
 @pytest.mark.skipif(not NO_DRIVER, reason="this machine has an NVIDIA driver")
 def test_cuda_build_without_a_gpu_names_its_architectures_and_why(tmp_path, target_python, env):
-    prefix = cuda_libs.caffe_prefix(tmp_path / "caffe", cuda_libs.cudnn_lib(CUDNN_13), RECORD)
+    prefix = cuda_libs.caffe_prefix(
+        tmp_path / "caffe", cuda_libs.cudnn_lib(CUDNN_13), RECORD, pycaffe=True
+    )
 
     report = check(target_python.python, prefix, env)
 
     hits = findings(report, "gpu-driver")
-    assert [f["severity"] for f in hits] == ["warning"], report["findings"]
+    assert [f["severity"] for f in hits] == ["warning"], report["findings"]  # one for both
     hit = hits[0]
     assert "CUDA build, no usable GPU (no NVIDIA driver)" in hit["title"]
     evidence = "\n".join(hit["evidence"])
-    assert f"{prefix / 'lib' / 'libcaffe.so.1.0.0'} is a GPU build" in evidence
-    assert "code for sm_75, compute_120" in evidence
+    assert (
+        f"{prefix / 'lib' / 'libcaffe.so.1.0.0'} is a GPU build (CUDA): CUDA 13.0 runtime; "
+        "cuDNN 9.13.1; code for sm_75, compute_120 (in its fatbinary)"
+    ) in evidence
+    # pycaffe's module links no CUDA library itself; the libcaffe it loads makes it one.
+    module = prefix / "python" / "caffe" / "_caffe.so"
+    assert f"{module} is a GPU build (CUDA): no device code of its own" in evidence
+    pycaffe = next(
+        x for x in report["facts"]["cuda"]["caffe_libraries"] if x["path"] == str(module)
+    )
+    assert pycaffe["gpu_build"] is True and pycaffe["architectures"] == []
+    assert pycaffe["record"]["path"] == str(prefix / ".caffedoc-build.json")
     assert "cuDNN 9.13.1" in evidence
     assert "the loader finds no libcuda.so.1" in evidence
     assert "no nvidia-smi" in evidence
@@ -283,6 +295,26 @@ def test_cudnn_for_another_cuda_major_is_an_error(tmp_path, target_python, env):
     assert report["status"] == "error"
 
 
+def test_cudnn_of_another_major_behind_the_soname_is_an_error(tmp_path, target_python, env):
+    """libcudnn.so.9 a link to the real cuDNN 8.9.7 (for CUDA 12): a hand-made link of the
+    kind that makes the loader content and Caffe fail at its first cuDNN call."""
+    prefix = cuda_libs.caffe_prefix(tmp_path / "caffe", cuda_libs.cudnn_lib(CUDNN_8), RECORD)
+    (prefix / "lib" / "libcudnn.so.9").symlink_to("libcudnn.so.8")
+
+    report = check(target_python.python, prefix, env)
+
+    cudnn = libcaffe(report)["cudnn"]
+    assert (cudnn["version"], cudnn["cuda"]) == ("8.9.7", "12.2")
+    hits = {f["title"].split(": ", 1)[1]: f for f in findings(report, "cudnn-version")}
+    assert set(hits) == {
+        "libcudnn.so.9 is cuDNN 8.9.7",
+        "cuDNN for CUDA 12 with a CUDA 13 Caffe",
+    }, report["findings"]
+    assert {f["severity"] for f in hits.values()} == {"error"}
+    evidence = hits["libcudnn.so.9 is cuDNN 8.9.7"]["evidence"][0]
+    assert f"the loader gives it {prefix / 'lib' / 'libcudnn.so.9'}" in evidence
+
+
 def test_cudnn_that_aborts_becomes_a_finding(tmp_path, target_python, env):
     """The real cuDNN 9 front library without libcudnn_graph aborts at its first call."""
     prefix = cuda_libs.caffe_prefix(
@@ -322,6 +354,78 @@ def test_cudnn_that_hangs_becomes_a_finding(tmp_path, target_python, env):
 
 
 # ---------------------------------------------------------------- the rules' arithmetic
+# On the facts GPU machines give (this project's machines have none; the probes that
+# gather these facts are exercised above on real libraries).
+
+
+CUDART = Path("/opt/caffe/lib/libcudart.so.13")
+
+
+def gpu_facts(status=None, devices=None, archs=None, record_archs=None, driver_cuda="13.0"):
+    from caffedoc.probes import Facts
+    from caffedoc.probes.cuda import (
+        BuildRecord,
+        CaffeLibrary,
+        CudaFacts,
+        CudaRuntime,
+        Driver,
+        Gpu,
+        Needed,
+    )
+
+    lib = CaffeLibrary(
+        path=Path("/opt/caffe/lib/libcaffe.so.1.0.0"),
+        found_by="--caffe",
+        needed=(Needed("libcudart.so.13", CUDART, "RUNPATH", None),),
+        runpath=("$ORIGIN",),
+        gpu_build=True,
+        cudnn_imports=(),
+        architectures=archs,
+        architectures_note=None if archs is not None else "unknown: not an ELF file",
+        cudart=CudaRuntime(
+            "libcudart.so.13", CUDART, "13.0", driver_cuda,
+            devices, status, None,
+        ),
+        record=BuildRecord(Path("/opt/caffe/.caffedoc-build.json"), "13.0", "9.13.1",
+                           record_archs),
+    )  # fmt: skip
+    cuda = CudaFacts(
+        toolkits=(),
+        driver=Driver(Path("/usr/bin/nvidia-smi"), "580.65", driver_cuda,
+                      (Gpu(0, "NVIDIA H100", "9.0"),), None),
+        cudnn_headers=(), ld_so_conf=Path("/etc/ld.so.conf"), ld_so_cache=Path("/etc/ld.so.cache"),
+        conf_dirs=(), conf_includes=(), cache_error=None, elf_error=None, cache_cuda={},
+        ld_library_path=(), library_dirs=(), caffe_libraries=(lib,), caffe_source=None,
+    )  # fmt: skip
+    return Facts(areas={"cuda": cuda})
+
+
+def test_a_listed_gpu_the_runtime_cannot_use_is_an_error():
+    from caffedoc.detect.cuda import gpu_driver
+
+    hits = list(gpu_driver(gpu_facts(status="cudaErrorNoDevice: no CUDA-capable device")))
+    assert [h.severity.value for h in hits] == ["error"], hits
+    assert hits[0].detail == "Caffe's CUDA runtime cannot use the GPU (cudaErrorNoDevice)"
+    assert "nvidia-smi lists GPU 0 (NVIDIA H100)" in hits[0].evidence[0]
+    assert not list(gpu_driver(gpu_facts(devices=1)))
+
+
+def test_driver_too_old_quotes_the_runtime():
+    from caffedoc.detect.cuda import gpu_driver
+
+    said = "cudaErrorInsufficientDriver: CUDA driver version is insufficient"
+    hits = list(gpu_driver(gpu_facts(status=said, driver_cuda="12.4")))
+    assert [h.detail for h in hits] == ["driver 580.65 too old for CUDA 13"]
+    assert said in hits[0].evidence[1]
+
+
+def test_architectures_from_the_record_when_the_binary_cannot_be_read():
+    from caffedoc.detect.cuda import cuda_arch
+
+    hits = list(cuda_arch(gpu_facts(record_archs=("sm_75", "sm_80"))))  # the GPU is sm_90
+    assert len(hits) == 1 and "as /opt/caffe/.caffedoc-build.json records" in hits[0].evidence[0]
+    assert not list(cuda_arch(gpu_facts(record_archs=("sm_75", "compute_75"))))  # PTX: JIT
+    assert not list(cuda_arch(gpu_facts(archs=("sm_90",), record_archs=("sm_75",))))
 
 
 @pytest.mark.parametrize(

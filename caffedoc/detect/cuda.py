@@ -280,7 +280,8 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
     if c is None:
         return
     if c.error:
-        incomplete = "Unable to load any of" in c.error
+        # cuDNN 9's and 8's words when a sub-library is missing beside the front one.
+        incomplete = any(w in c.error for w in ("Unable to load any of", "Could not load library"))
         yield Hit(
             Severity.ERROR if incomplete else Severity.WARNING,
             (
@@ -300,7 +301,8 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
     if loaded is None:
         return
     wanted = _version(_soname_version(c.soname))
-    if wanted is not None and loaded.major != wanted.major:
+    misnamed = wanted is not None and loaded.major != wanted.major
+    if misnamed:
         yield Hit(
             Severity.ERROR,
             (
@@ -315,16 +317,17 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
     built = _version(record.cudnn) if record else None
     if record and built is not None:
         if loaded.major != built.major:
-            yield Hit(
-                Severity.ERROR,
-                (
-                    f"{record.path} says Caffe was compiled against cuDNN {record.cudnn}; "
-                    f"{lib.path} loads cuDNN {c.version} ({c.path})",
-                ),
-                f"Install cuDNN {built.major}.x (at least {record.cudnn}) where Caffe finds "
-                f"{c.soname}, or rebuild Caffe against cuDNN {loaded.major}.",
-                detail=f"compiled with cuDNN {record.cudnn}, loads {c.version}",
-            )
+            if not misnamed:  # else the soname's finding tells the same story
+                yield Hit(
+                    Severity.ERROR,
+                    (
+                        f"{record.path} says Caffe was compiled against cuDNN {record.cudnn}; "
+                        f"{lib.path} loads cuDNN {c.version} ({c.path})",
+                    ),
+                    f"Install cuDNN {built.major}.x (at least {record.cudnn}) where Caffe finds "
+                    f"{c.soname}, or rebuild Caffe against cuDNN {loaded.major}.",
+                    detail=f"compiled with cuDNN {record.cudnn}, loads {c.version}",
+                )
         elif (loaded.major, loaded.minor) < (built.major, built.minor):
             # Patch releases are compatible both ways; a minor release only with code
             # built against the same or an older minor (NVIDIA's API compatibility).
@@ -425,19 +428,36 @@ def cuda_arch(facts: Facts) -> Iterator[Hit]:
                 )
 
 
-def _no_gpu(cuda: CudaFacts, d: Driver, lib: CaffeLibrary) -> Hit:
-    """A CUDA build on a machine where no GPU can be used: what it holds, and why not."""
-    archs, where = _architectures(lib)
+def _holds(lib: CaffeLibrary) -> str:
+    """What a GPU build carries: "CUDA 13.0 runtime; cuDNN 9.13.1; code for sm_75 (…)"."""
     runtime = (lib.cudart and lib.cudart.version) or _runtime_of(lib)
     holds = [f"CUDA {runtime} runtime"] if runtime else []
     if lib.cudnn and lib.cudnn.version:
         holds.append(f"cuDNN {lib.cudnn.version}")
-    holds.append(
-        f"code for {', '.join(archs)} ({where})"
-        if archs
-        else f"architectures {lib.architectures_note or 'unknown'}"
-    )
-    evidence = [f"{lib.path} is a GPU build (CUDA): {'; '.join(holds)}"]
+    archs, where = _architectures(lib)
+    if archs:
+        holds.append(f"code for {', '.join(archs)} ({where})")
+    elif archs is None:
+        holds.append(f"architectures {lib.architectures_note or 'unknown'}")
+    elif lib.architectures_note:  # pycaffe's _caffe.so: "no device code of its own; …"
+        holds.append(lib.architectures_note)
+    return f"{lib.path} is a GPU build (CUDA)" + (f": {'; '.join(holds)}" if holds else "")
+
+
+def _runtime_says(lib: CaffeLibrary) -> str | None:
+    r = lib.cudart
+    if r is None or r.error:
+        return None
+    if r.status:
+        return f"Caffe's CUDA runtime ({r.path}) says: cudaGetDeviceCount() → {r.status}"
+    if r.devices is not None:
+        return f"Caffe's CUDA runtime ({r.path}) counts {r.devices} GPU(s)"
+    return None
+
+
+def _no_gpu(cuda: CudaFacts, d: Driver, libs: list[CaffeLibrary]) -> Hit:
+    """CUDA builds on a machine where no GPU can be used: what they hold, and why not."""
+    evidence = [_holds(lib) for lib in libs]
     driverless = d.libcuda is not None and d.libcuda.path is None
     if driverless:
         evidence.append(
@@ -451,17 +471,14 @@ def _no_gpu(cuda: CudaFacts, d: Driver, lib: CaffeLibrary) -> Hit:
         "no nvidia-smi on PATH"
         + (f"; kernel driver {d.version} loaded" if d.version else "; no NVIDIA kernel module")
     )
-    r = lib.cudart
-    if r is not None and r.error is None and r.status:
-        evidence.append(f"Caffe's CUDA runtime ({r.path}) says: cudaGetDeviceCount() → {r.status}")
-    elif r is not None and r.error is None and r.devices is not None:
-        evidence.append(f"Caffe's CUDA runtime ({r.path}) counts {r.devices} GPU(s)")
+    evidence += list(dict.fromkeys(s for lib in libs if (s := _runtime_says(lib))))
+    runtimes = sorted({r for lib in libs if (r := _runtime_of(lib))})
     return Hit(
         Severity.WARNING,
         tuple(evidence),
         "CPU mode works here (caffe.set_mode_cpu(), or solver_mode: CPU); GPU mode needs an "
         "NVIDIA GPU with a driver for CUDA "
-        + (f"{runtime}" if runtime else "this build's version")
+        + (", ".join(runtimes) if runtimes else "this build's version")
         + " or newer (nvidia-smi then lists it). For a machine that never has a GPU, "
         "build a CPU-only Caffe: `caffedoc build --cpu-only`.",
         detail="CUDA build, no usable GPU" + (" (no NVIDIA driver)" if driverless else ""),
@@ -479,20 +496,33 @@ def gpu_driver(facts: Facts) -> Iterator[Hit]:
         yield Hit(Severity.ERROR, (f"`{d.nvidia_smi}` failed: {d.error}",))
         return
     if d.nvidia_smi is None:
-        for lib in gpu_builds:
-            yield _no_gpu(cuda, d, lib)
+        if gpu_builds:
+            yield _no_gpu(cuda, d, gpu_builds)
         return
     if not d.gpus:
         yield Hit(Severity.ERROR, (f"`{d.nvidia_smi}` ran but lists no GPU",))
     supports = _version(d.cuda_version)
+    told: set[str] = set()  # what a runtime said, once for all the libraries sharing it
     for lib in gpu_builds:
         runtime = _version(_runtime_of(lib))
+        says = _runtime_says(lib)
         if supports and runtime and Version(f"{runtime.major}.{runtime.minor}") > supports:
             yield Hit(
                 Severity.ERROR,
                 (
                     f"{lib.path} uses the CUDA {runtime} runtime; driver {d.version} "
                     f"supports CUDA {d.cuda_version} at most",
+                    *([says] if says and lib.cudart and lib.cudart.status else []),
                 ),
                 detail=f"driver {d.version} too old for CUDA {runtime}",
+            )
+        elif d.gpus and says and lib.cudart and lib.cudart.status and says not in told:
+            # nvidia-smi lists GPUs, yet the runtime Caffe loads cannot use them.
+            told.add(says)
+            gpus = ", ".join(f"GPU {g.index} ({g.name})" for g in d.gpus)
+            error = lib.cudart.status.split(":")[0]
+            yield Hit(
+                Severity.ERROR,
+                (f"nvidia-smi lists {gpus} (driver {d.version})", _holds(lib), says),
+                detail=f"Caffe's CUDA runtime cannot use the GPU ({error})",
             )

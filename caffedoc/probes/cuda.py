@@ -11,6 +11,7 @@ library's RUNPATH), so a test can point all of them at a private configuration;
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -558,6 +559,20 @@ def _caffe_libraries(ctx: Context) -> list[CaffeLibrary]:
                 and (os.path.realpath(n.path) not in done)
             ):
                 todo.append((n.path, f"needed by {path.name}"))
+    # pycaffe's _caffe.so may link no CUDA library itself: the libcaffe it loads decides.
+    for key, lib in done.items():
+        gpu_caffe = [
+            n.soname
+            for n in lib.needed
+            if n.path and (c := done.get(os.path.realpath(n.path))) is not None and c.gpu_build
+        ]
+        if gpu_caffe and not lib.gpu_build:
+            done[key] = dataclasses.replace(
+                lib,
+                gpu_build=True,
+                architectures=(),
+                architectures_note=f"no device code of its own; it loads {gpu_caffe[0]}",
+            )
     return list(done.values())
 
 
