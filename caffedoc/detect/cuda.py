@@ -286,7 +286,7 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
             Severity.ERROR if incomplete else Severity.WARNING,
             (
                 f"{lib.path} loads {c.soname} from {c.path}; asked its version "
-                f"(cudnnGetVersion) in a child process, it {c.error.split('` ', 1)[-1]}",
+                f"(cudnnGetVersion) in a child process: {c.error.split('` ', 1)[-1]}",
             ),
             "Reinstall cuDNN whole: every libcudnn_*.so of one release in one directory "
             "(cuDNN 9 loads libcudnn_graph, _ops, _cnn… beside libcudnn.so at run time)."
