@@ -127,6 +127,18 @@ def differences(recipe: Recipe, m: Machine) -> list[str]:
 
 
 def _cuda_differences(recipe: Recipe, m: Machine) -> list[str]:
+    out = [] if recipe.toolkit_libraries else _toolkit_differences(recipe, m)
+    beyond = [a for a in m.gpu_arches if a not in recipe.architectures]
+    if beyond:
+        out.append(
+            f"GPU: sm_{', sm_'.join(beyond)} is beyond the recipe's CUDA {recipe.cuda} "
+            f"(sm_{recipe.architectures[0]} to sm_{recipe.architectures[-1]})"
+        )
+    return out
+
+
+def _toolkit_differences(recipe: Recipe, m: Machine) -> list[str]:
+    """The machine's own CUDA and cuDNN, for a recipe that does not bring its own."""
     out = []
     if m.cuda is None:
         out.append(f"CUDA: no toolkit found, the recipe needs CUDA {recipe.cuda}")
@@ -136,12 +148,6 @@ def _cuda_differences(recipe: Recipe, m: Machine) -> list[str]:
         out.append(f"cuDNN: none found, the recipe needs cuDNN {recipe.cudnn}")
     elif recipe.cudnn and m.cudnn and not _fits(recipe.cudnn, m.cudnn):
         out.append(f"cuDNN: {m.cudnn}, the recipe needs cuDNN {recipe.cudnn}")
-    beyond = [a for a in m.gpu_arches if a not in recipe.architectures]
-    if beyond:
-        out.append(
-            f"GPU: sm_{', sm_'.join(beyond)} is beyond the recipe's CUDA {recipe.cuda} "
-            f"(sm_{recipe.architectures[0]} to sm_{recipe.architectures[-1]})"
-        )
     return out
 
 

@@ -170,3 +170,44 @@ def test_a_wheel_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
         toolkit.download([forged], Log(tmp_path / "dl.log"))
     assert "pip download" in str(err.value) or "sha256" in str(err.value)
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in (tmp_path / "dl.log").read_text()
+
+
+# ---- the real build: CUDA 13 + cuDNN 9 Caffe on a machine with no GPU ---------------------------
+
+
+def _needed(path: Path) -> set[str]:
+    return set(toolkit.needed(path))
+
+
+@pytest.mark.caffe
+def test_libcaffe_is_a_cuda_and_cudnn_build_that_carries_its_libraries(built_caffe_gpu):
+    lib = built_caffe_gpu.prefix / "lib"
+    libcaffe = next(lib.glob("libcaffe.so.*"))
+    needed = _needed(libcaffe)
+    assert {"libcudart.so.13", "libcublas.so.13", "libcurand.so.10", "libcudnn.so.9"} <= needed
+    # The install stands alone: every CUDA library is in its lib/, read-only and shared
+    # with the toolkit cache by hard links (no second gigabyte on disk).
+    for name in ("libcudart.so.13", "libcublasLt.so.13", "libcudnn.so.9", "libcudnn_cnn.so.9"):
+        st = (lib / name).stat()
+        assert st.st_mode & 0o222 == 0 and st.st_nlink >= 2, name
+    ldd = subprocess.run(["ldd", libcaffe], capture_output=True, text=True).stdout
+    assert "not found" not in ldd
+    assert str(lib / "libcudnn.so.9") in ldd
+
+
+@pytest.mark.caffe
+def test_the_build_record_names_cuda_cudnn_and_the_targets(built_caffe_gpu):
+    record = json.loads((built_caffe_gpu.prefix / ".caffedoc-build.json").read_text())
+    assert record["cuda"] == "13.0"
+    assert record["cudnn"].startswith("9.13.")
+    assert record["architectures"] == ["sm_75", "compute_75"]
+
+
+@pytest.mark.caffe
+def test_cpu_training_works_on_the_gpu_build(built_caffe_gpu):
+    res = caffedoc("smoke", "--python", str(built_caffe_gpu.python), "--cpu", "--json",
+                   env=built_caffe_gpu.env, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    result = json.loads(res.stdout)
+    assert result["passed"] and result["mode"] == "cpu"
+    assert result["loss_end"] < result["loss_start"] / 3 and result["test_accuracy"] == 1.0

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from caffedoc.build import engine, paths, source
+from caffedoc.build.facts import host_facts
+from caffedoc.build.plan import make_plan
 from caffedoc.build.steps import Log, StepError
 from caffedoc.errors import CaffedocError
 from caffedoc.recipes import load_all
@@ -167,16 +169,21 @@ def test_dry_run_prints_the_whole_plan_and_changes_nothing(runtime_python, tmp_p
     assert len(plan["cache_key"]) == 64
 
 
-def test_a_blocked_recipe_plans_but_does_not_build(runtime_python, tmp_path):
-    env = {**clean_env(), "CAFFEDOC_CACHE_DIR": str(tmp_path / "cache")}
-    args = ["build", "--recipe", "current-gpu-cuda12", "--python", str(runtime_python),
-            "--prefix", str(tmp_path / "p")]  # fmt: skip
-    dry = caffedoc(*args, "--dry-run", env=env)
-    assert dry.returncode == 0 and "BLOCKED" in dry.stdout
-    res = caffedoc(*args, env=env)
-    assert res.returncode == 2
-    assert "cannot be built yet" in res.stderr and "cuDNN" in res.stderr
-    assert not (tmp_path / "p").exists()
+def test_a_blocked_recipe_plans_but_does_not_build(runtime_python, tmp_path, monkeypatch):
+    # No shipped recipe is blocked today: block a copy of the CPU one.
+    folder = tmp_path / "recipes"
+    shutil.copytree(load_all()[0].path.parent, folder)
+    path = folder / "debian12-cpu.toml"
+    path.write_text(
+        path.read_text().replace('status = "good"', 'status = "blocked"\nreason = "not yet"')
+    )
+    recipe = next(r for r in load_all(folder) if r.name == "debian12-cpu")
+    monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(tmp_path / "cache"))
+    plan = make_plan(recipe, "a test", host_facts(), Path(runtime_python), prefix=tmp_path / "p")
+    assert "BLOCKED   a real build is refused: not yet" in plan.render()
+    with pytest.raises(CaffedocError, match="cannot be built yet: not yet"):
+        engine.execute(plan)
+    assert not (tmp_path / "p").exists() and not plan.workdir.exists()
 
 
 def test_an_interpreter_without_numpy_is_refused(tmp_path):

@@ -176,21 +176,22 @@ def test_version_precision_is_the_recipes():
                        cuda="8.0", cudnn="5.1.10", gpu_arches=("61",),
                        packages={p: "1" for p in CUDA8.apt})  # fmt: skip
     assert differences(CUDA8, xenial) == []
-    current = RECIPES["current-gpu-cuda12"]
-    assert differences(current, _ubuntu18(python="3.12.3", cudnn="9.8.0", **_noble())) == []
-    assert differences(current, _ubuntu18(python="3.12.3", cudnn="8.9.7", **_noble())) == [
-        "cuDNN: 8.9.7, the recipe needs cuDNN 9"
+    assert differences(CUDA10, _ubuntu18(cudnn="7.6.5")) == [
+        "cuDNN: 7.6.5, the recipe needs cuDNN 7.3.1"
     ]
 
 
-def _noble() -> dict:
-    return {
-        "version": "24.04",
-        "compiler": "c++ (Ubuntu 12.3.0-17ubuntu1) 12.3.0",
-        "cuda": "12.8",
-        "gpu_arches": ("89",),
-        "packages": {p: "1" for p in RECIPES["current-gpu-cuda12"].apt},
-    }
+def test_a_recipe_that_brings_its_toolkit_needs_no_cuda_on_the_machine():
+    current = RECIPES["current-gpu-cuda13"]
+    bare = Machine("debian", "12", "x86_64", "c++ (Debian 12.2.0-14) 12.2.0", "3.11.2",
+                   cuda=None, cudnn=None, packages={p: "1" for p in current.apt})  # fmt: skip
+    assert differences(current, bare) == []
+    pascal = Machine("debian", "12", "x86_64", "c++ (Debian 12.2.0-14) 12.2.0", "3.11.2",
+                     cuda=None, cudnn=None, gpu_arches=("61",),
+                     packages={p: "1" for p in current.apt})  # fmt: skip
+    assert differences(current, pascal) == [
+        "GPU: sm_61 is beyond the recipe's CUDA 13.0 (sm_75 to sm_120)"
+    ]
 
 
 def test_a_cpu_recipe_ignores_cuda():

@@ -40,8 +40,13 @@ def test_shipped_recipes_cover_the_known_combinations():
     cpu = BY_NAME["debian12-cpu"]
     assert cpu.kind == "cpu" and cpu.fits("debian", "12") and cpu.status == "good"
     assert "python3-numpy" not in cpu.apt  # its headers would shadow the interpreter's numpy
-    new = BY_NAME["current-gpu-cuda12"]
-    assert {"89", "90", "120"} <= set(new.architectures) and new.status == "blocked"
+    cuda13, cuda12 = BY_NAME["current-gpu-cuda13"], BY_NAME["current-gpu-cuda12"]
+    assert (cuda13.cuda, cuda12.cuda) == ("13.0", "12.8")
+    assert cuda13.status == cuda12.status == "good"
+    assert "61" not in cuda13.architectures and {"61", "75", "120"} <= set(cuda12.architectures)
+    for gpu in (cuda13, cuda12):  # the toolkit comes from NVIDIA's wheels, pinned by hash
+        assert any(w.name.startswith("nvidia-cudnn-cu1") for w in gpu.toolkit_libraries)
+        assert any(w.name.startswith("nvidia-cuda-nvcc") for w in gpu.toolkit_compiler)
     for r in RECIPES:
         assert r.base_image, r.name
         assert len(r.source.sha256) == 64
@@ -105,8 +110,9 @@ UBUNTU1804 = HostFacts("ubuntu", "18.04")
 UBUNTU1804_GPU = HostFacts("ubuntu", "18.04", cuda="10.0", cudnn="7.3.1", gpu_arches=("75",))
 UBUNTU1804_ADA = HostFacts("ubuntu", "18.04", cuda="10.0", gpu_arches=("89",))
 UBUNTU2404_ADA = HostFacts("ubuntu", "24.04", cuda="12.8", gpu_arches=("89",))
-UBUNTU2204_BLACKWELL = HostFacts("ubuntu", "22.04", gpu_arches=("120",))
+DEBIAN12_BLACKWELL = HostFacts("debian", "12", gpu_arches=("120",))
 DEBIAN12_HOPPER = HostFacts("debian", "12", cuda="13.0", gpu_arches=("90",))
+DEBIAN12_PASCAL = HostFacts("debian", "12", cuda="13.0", gpu_arches=("61",))
 FEDORA = HostFacts("fedora", "40")
 DEBIAN12_ARM = HostFacts("debian", "12", machine="aarch64")
 DEBIAN12_RISCV = HostFacts("debian", "12", machine="riscv64")
@@ -121,10 +127,10 @@ RESOLVES = [
     (UBUNTU1804, Request(cuda="10.0"), "ubuntu18.04-cuda10.0"),
     (UBUNTU1804, Request(cuda="10.0", cudnn="7.3"), "ubuntu18.04-cuda10.0"),
     (UBUNTU1804_GPU, Request(cuda="10.0", cudnn="7.3.1"), "ubuntu18.04-cuda10.0"),
-    (UBUNTU2404_ADA, Request(), "current-gpu-cuda12"),
-    (UBUNTU2204_BLACKWELL, Request(), "current-gpu-cuda12"),
-    (DEBIAN12_HOPPER, Request(), "current-gpu-cuda12"),
+    (DEBIAN12_BLACKWELL, Request(), "current-gpu-cuda13"),
+    (DEBIAN12_HOPPER, Request(), "current-gpu-cuda13"),
     (DEBIAN12_HOPPER, Request(cuda="12"), "current-gpu-cuda12"),
+    (DEBIAN12_PASCAL, Request(), "current-gpu-cuda12"),  # CUDA 13 dropped Pascal
     (DEBIAN12_HOPPER, Request(cpu_only=True), "debian12-cpu"),
 ]
 
@@ -140,7 +146,9 @@ REFUSALS = [
     (UBUNTU1804, Request(cuda="10.2"), ["known to be bad", "cuDNN 7.6.5", "ubuntu18.04-cuda10.0"]),
     (UBUNTU1804, Request(cuda="10.2", cudnn="7.6.5"), ["known to be bad", "use ubuntu18.04"]),
     (DEBIAN12, Request(recipe="ubuntu18.04-cuda10.2-cudnn7.6.5"), ["known to be bad"]),
-    (DEBIAN12, Request(cuda="9.0"), ["no recipe for CUDA 9.0", "8.0, 10.0, 10.2, 12.8"]),
+    (DEBIAN12, Request(cuda="9.0"), ["no recipe for CUDA 9.0", "8.0, 10.0, 10.2, 12.8, 13.0"]),
+    (UBUNTU2404_ADA, Request(), ["no GPU recipe fits Ubuntu 24.04", "needs Debian 12"]),
+    (DEBIAN12_PASCAL, Request(cuda="13.0"), ["cannot target this GPU", "sm_61"]),
     (DEBIAN12, Request(cuda="10.0"), ["fits Debian 12", "needs Ubuntu 18.04"]),
     (DEBIAN12, Request(recipe="ubuntu16.04-cuda8.0"), ["needs Ubuntu 16.04", "is Debian 12"]),
     (DEBIAN12, Request(recipe="nope"), ["no recipe named 'nope'", "debian12-cpu"]),

@@ -241,8 +241,9 @@ def make_plan(
         "cmake": [a for a in args if not a.startswith("-DPYTHON_EXECUTABLE=")],
         "python": [py.version, py.abi],
         "machine": host_facts.machine,
-        "toolkit": tk.key if tk else None,
     }
+    if tk is not None:  # only then: CPU builds keep the keys (and caches) they had
+        key_inputs["toolkit"] = tk.key
     key = hashlib.sha256(json.dumps(key_inputs, sort_keys=True).encode()).hexdigest()
     return Plan(
         recipe=recipe,

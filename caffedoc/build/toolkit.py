@@ -82,7 +82,7 @@ def plan_toolkit(recipe: Recipe, machine_roots: Iterable[Path]) -> ToolkitPlan:
     """Use a machine toolkit of the recipe's release for the compiler, else the wheels."""
     same = [r for r in machine_roots if _nvcc_release(r) == recipe.cuda]
     compiler = same[0] if same else None
-    wheels = recipe.toolkit_libraries + (() if compiler else recipe.toolkit_compiler)
+    wheels = (() if compiler else recipe.toolkit_compiler) + recipe.toolkit_libraries
     if compiler is None and not recipe.toolkit_compiler:
         raise CaffedocError(
             f"recipe {recipe.name} needs an nvcc of CUDA {recipe.cuda}, and none was found "
