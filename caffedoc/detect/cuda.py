@@ -457,7 +457,7 @@ def _runtime_says(lib: CaffeLibrary) -> str | None:
 
 def _no_gpu(cuda: CudaFacts, d: Driver, libs: list[CaffeLibrary]) -> Hit:
     """CUDA builds on a machine where no GPU can be used: what they hold, and why not."""
-    evidence = [_holds(lib) for lib in libs]
+    evidence = [_holds(lib) for lib in sorted(libs, key=lambda lib: not lib.architectures)]
     driverless = d.libcuda is not None and d.libcuda.path is None
     if driverless:
         evidence.append(

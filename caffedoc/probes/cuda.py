@@ -493,7 +493,7 @@ def _build_record(path: Path) -> BuildRecord | None:
             continue
         archs = data.get("architectures")
         return BuildRecord(
-            path=prefix / RECORD,
+            path=Path(os.path.normpath(prefix / RECORD)),
             cuda=str(data["cuda"]) if data.get("cuda") else None,
             cudnn=str(data["cudnn"]) if data.get("cudnn") else None,
             architectures=tuple(map(str, archs)) if isinstance(archs, list) else None,
@@ -558,7 +558,9 @@ def _caffe_libraries(ctx: Context) -> list[CaffeLibrary]:
                 and n.soname.startswith("libcaffe")
                 and (os.path.realpath(n.path) not in done)
             ):
-                todo.append((n.path, f"needed by {path.name}"))
+                # $ORIGIN/../../lib: its directory resolved, the file's own name kept
+                where = Path(os.path.realpath(n.path.parent)) / n.path.name
+                todo.append((where, f"needed by {path.name}"))
     # pycaffe's _caffe.so may link no CUDA library itself: the libcaffe it loads decides.
     for key, lib in done.items():
         gpu_caffe = [
