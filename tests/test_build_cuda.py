@@ -211,3 +211,54 @@ def test_cpu_training_works_on_the_gpu_build(built_caffe_gpu):
     result = json.loads(res.stdout)
     assert result["passed"] and result["mode"] == "cpu"
     assert result["loss_end"] < result["loss_start"] / 3 and result["test_accuracy"] == 1.0
+
+
+@pytest.mark.caffe
+def test_without_a_driver_the_gpu_smoke_step_fails_cleanly_with_a_finding(built_caffe_gpu):
+    res = caffedoc("smoke", "--python", str(built_caffe_gpu.python), "--gpu", "0", "--json",
+                   env=built_caffe_gpu.env, timeout=300)  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    result = json.loads(res.stdout)
+    assert not result["passed"] and result["finding"]["id"] == "gpu-driver"
+    evidence = " ".join(result["finding"]["evidence"])
+    assert "asked for GPU 0" in evidence and "cudaGetDeviceCount" in evidence
+
+
+@pytest.mark.caffe
+def test_auto_mode_says_why_it_trained_on_the_cpu(built_caffe_gpu):
+    res = caffedoc("smoke", "--python", str(built_caffe_gpu.python), env=built_caffe_gpu.env,
+                   timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "no usable GPU" in res.stdout + res.stderr
+
+
+@pytest.mark.caffe
+def test_caffe_device_query_fails_with_the_cuda_runtimes_own_words(built_caffe_gpu):
+    exe = built_caffe_gpu.prefix / "bin" / "caffe"
+    res = subprocess.run([exe, "device_query", "-gpu", "0"], capture_output=True, text=True,
+                         timeout=120, env=built_caffe_gpu.env)  # fmt: skip
+    assert res.returncode != 0
+    words = ("CUDA driver version is insufficient", "no CUDA-capable device is detected")
+    assert any(w in res.stderr for w in words), res.stderr[-2000:]
+
+
+@pytest.mark.caffe
+def test_check_names_a_cuda_build_with_no_usable_gpu_and_its_targets(built_caffe_gpu):
+    res = caffedoc("check", "--python", str(built_caffe_gpu.python), "--json",
+                   env=built_caffe_gpu.env, timeout=300)  # fmt: skip
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
+    report = json.loads(res.stdout)
+    libcaffe = next(
+        lib for lib in report["facts"]["cuda"]["caffe_libraries"]
+        if Path(lib["path"]).name.startswith("libcaffe")
+    )  # fmt: skip
+    assert libcaffe["gpu_build"] and libcaffe["architectures"] == ["sm_75", "compute_75"]
+    ids = {f["id"]: f for f in report["findings"]}
+    gpu = ids["gpu-driver"]
+    assert gpu["severity"] == "warning"  # CPU mode works; GPU mode cannot
+    evidence = " ".join(gpu["evidence"])
+    assert "sm_75, compute_75" in evidence and "libcuda.so.1" in evidence
+    # The bundled cuDNN is the one compiled against; nothing is missing from the loader.
+    for fine in ("cudnn-version", "cuda-arch", "cuda-library-path", "caffe-library-missing"):
+        assert fine not in ids, ids[fine]

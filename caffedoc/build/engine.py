@@ -175,12 +175,16 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
 
     def configure(log: Log) -> None:
         args = ["cmake", "-S", src, "-B", bld, *plan.cmake_args, *protobuf_args]
-        if shutil.which("ccache"):
+        ccache = shutil.which("ccache")
+        if ccache:
             args.append("-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
-            if plan.toolkit is not None:
-                nvcc = nvcc_through_ccache(plan.toolkit.nvcc, work)
-                args.append(f"-DCUDA_NVCC_EXECUTABLE={nvcc}")
         log.check(log.run(args, timeout=600, env=env), "cmake")
+        if ccache and plan.toolkit is not None:
+            # FindCUDA resets CUDA_NVCC_EXECUTABLE on the configure that sets the toolkit
+            # root, so the ccache wrapper goes in by a second, incremental one.
+            nvcc = nvcc_through_ccache(plan.toolkit.nvcc, work)
+            res = log.run(["cmake", f"-DCUDA_NVCC_EXECUTABLE={nvcc}", bld], timeout=600, env=env)
+            log.check(res, "cmake (nvcc through ccache)")
 
     runner.step("configure", configure)
 

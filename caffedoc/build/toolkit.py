@@ -151,7 +151,8 @@ def download(wheels: Iterable[Wheel], log: Log) -> list[Path]:
         try:
             res = log.run(
                 [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                 "--require-hashes", "--disable-pip-version-check", "-d", folder, "-r", reqs],
+                 "--require-hashes", "--disable-pip-version-check", "--no-cache-dir", "-d", folder,
+                 "-r", reqs],
                 timeout=3600,
             )  # fmt: skip
         finally:
@@ -276,11 +277,11 @@ def _link(link: Path, target: Path) -> None:
         link.symlink_to(target.resolve())
 
 
-def runtime_libraries(root: Path, needed: Iterable[str]) -> list[Path]:
+def runtime_libraries(root: Path, sonames: Iterable[str]) -> list[Path]:
     """The toolkit libraries an install must carry: what it needs, transitively, and the
     cuDNN parts that cuDNN itself loads with dlopen."""
     lib = root / "lib64"
-    todo, seen, out = list(needed), set(), []
+    todo, seen, out = list(sonames), set(), []
     todo += [p.name for p in lib.iterdir() if DLOPENED.match(p.name)]
     while todo:
         name = todo.pop()
