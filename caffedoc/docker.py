@@ -139,7 +139,9 @@ def render(recipe: Recipe) -> str:
         f"# {recipe.summary}",
         f"# Build from the repository root: docker build -f docker/{file_name(recipe)} .",
     ]
-    if recipe.status != "good":
+    if recipe.status == "unverified":
+        header.append(f"# Status unverified: caffedoc has not built it: {recipe.reason}")
+    elif recipe.status != "good":
         header.append(f"# Status {recipe.status}: `caffedoc build` refuses it: {recipe.reason}")
     lines = [
         *header,

@@ -20,7 +20,9 @@ from typing import Any
 from caffedoc import toml
 from caffedoc.errors import CaffedocError
 
-STATUSES = ("good", "bad", "blocked")  # blocked: resolves, but cannot be built yet
+# good: built and proven by caffedoc's tests; unverified: builds, but no caffedoc machine
+# could (the reason says why); blocked: resolves, but cannot be built yet; bad: refused.
+STATUSES = ("good", "unverified", "bad", "blocked")
 KINDS = ("cpu", "cuda")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _VERSION = re.compile(r"^\d+(\.\d+)*$")

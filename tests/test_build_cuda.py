@@ -262,3 +262,16 @@ def test_check_names_a_cuda_build_with_no_usable_gpu_and_its_targets(built_caffe
     # The bundled cuDNN is the one compiled against; nothing is missing from the loader.
     for fine in ("cudnn-version", "cuda-arch", "cuda-library-path", "caffe-library-missing"):
         assert fine not in ids, ids[fine]
+
+
+def test_the_cuda12_recipe_needs_a_cuda12_nvcc_and_says_so():
+    """NVIDIA's nvidia-cuda-nvcc-cu12 wheels carry ptxas only, so CUDA 12's compiler must
+    be installed; without one the build is refused in one line, before anything runs."""
+    if any(toolkit._nvcc_release(r) == "12.8" for r in host_facts().cuda_roots):
+        pytest.skip("this machine has a CUDA 12.8 nvcc")
+    res = caffedoc("build", "--recipe", "current-gpu-cuda12", "--dry-run", timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "caffedoc: error: recipe current-gpu-cuda12 takes nvcc from a CUDA 12.8 install, and "
+        "none was found (install it, or set CUDA_HOME or put its bin/ on PATH)"
+    ]

@@ -106,6 +106,8 @@ class Plan:
         ]
         if self.recipe.status == "blocked":
             lines.append(f"BLOCKED   a real build is refused: {self.recipe.reason}")
+        if self.recipe.status == "unverified":
+            lines.append(f"UNTRIED   caffedoc has not built this recipe: {self.recipe.reason}")
         lines.append(f"packages  {' '.join(self.packages) or '(none)'}")
         lines.append(
             f"          missing: {' '.join(self.missing)}; install with: {j['apt_command']}"
@@ -293,7 +295,7 @@ def other_recipes_for(recipe: Recipe) -> dict[str, str]:
     """Architecture → another buildable CUDA recipe that targets it (for refusals)."""
     out: dict[str, str] = {}
     for r in load_all(recipe.path.parent):
-        if r.kind == "cuda" and r.status == "good" and r.name != recipe.name:
+        if r.kind == "cuda" and r.status in ("good", "unverified") and r.name != recipe.name:
             for a in r.architectures:
                 out.setdefault(a, r.name)
     return out

@@ -85,8 +85,8 @@ def plan_toolkit(recipe: Recipe, machine_roots: Iterable[Path]) -> ToolkitPlan:
     wheels = (() if compiler else recipe.toolkit_compiler) + recipe.toolkit_libraries
     if compiler is None and not recipe.toolkit_compiler:
         raise CaffedocError(
-            f"recipe {recipe.name} needs an nvcc of CUDA {recipe.cuda}, and none was found "
-            "(set CUDA_HOME or put its bin/ on PATH)"
+            f"recipe {recipe.name} takes nvcc from a CUDA {recipe.cuda} install, and none was "
+            "found (install it, or set CUDA_HOME or put its bin/ on PATH)"
         )
     identity = {
         "cuda": recipe.cuda,

@@ -18,8 +18,8 @@ def recipes(
         return
     width = max(len(r.name) for r in found)
     for r in found:
-        mark = {"good": "good", "bad": "BAD", "blocked": "blocked"}[r.status]
-        typer.echo(f"{r.name:<{width}}  {mark:<7}  {r.summary}")
+        mark = {"good": "good", "unverified": "untried", "bad": "BAD", "blocked": "blocked"}
+        typer.echo(f"{r.name:<{width}}  {mark[r.status]:<7}  {r.summary}")
         if r.status != "good":
             alt = f" (use {r.alternative})" if r.alternative else ""
             typer.echo(f"{'':<{width}}           why: {r.reason}{alt}")
