@@ -113,7 +113,7 @@ def test_an_architecture_the_toolkit_cannot_target_is_refused_in_one_line():
 
 
 def _machine_cuda13() -> list[Path]:
-    return [r for r in host_facts().cuda_roots if toolkit._nvcc_release(r) == "13.0"]
+    return [r for r in host_facts().cuda_roots if toolkit.root_release(r) == "13.0"]
 
 
 def _compile_and_run(root: Path, where: Path) -> str:
@@ -267,7 +267,7 @@ def test_check_names_a_cuda_build_with_no_usable_gpu_and_its_targets(built_caffe
 def test_the_cuda12_recipe_needs_a_cuda12_nvcc_and_says_so():
     """NVIDIA's nvidia-cuda-nvcc-cu12 wheels carry ptxas only, so CUDA 12's compiler must
     be installed; without one the build is refused in one line, before anything runs."""
-    if any(toolkit._nvcc_release(r) == "12.8" for r in host_facts().cuda_roots):
+    if any(toolkit.root_release(r) == "12.8" for r in host_facts().cuda_roots):
         pytest.skip("this machine has a CUDA 12.8 nvcc")
     res = caffedoc("build", "--recipe", "current-gpu-cuda12", "--dry-run", timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr

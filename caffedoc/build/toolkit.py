@@ -80,7 +80,7 @@ def release(nvcc: Path) -> str | None:
 
 def plan_toolkit(recipe: Recipe, machine_roots: Iterable[Path]) -> ToolkitPlan:
     """Use a machine toolkit of the recipe's release for the compiler, else the wheels."""
-    same = [r for r in machine_roots if _nvcc_release(r) == recipe.cuda]
+    same = [r for r in machine_roots if root_release(r) == recipe.cuda]
     compiler = same[0] if same else None
     wheels = (() if compiler else recipe.toolkit_compiler) + recipe.toolkit_libraries
     if compiler is None and not recipe.toolkit_compiler:
@@ -97,7 +97,8 @@ def plan_toolkit(recipe: Recipe, machine_roots: Iterable[Path]) -> ToolkitPlan:
     return ToolkitPlan(recipe.cuda or "", compiler, wheels, key)
 
 
-def _nvcc_release(root: Path) -> str | None:
+def root_release(root: Path) -> str | None:
+    """The release of a toolkit root's nvcc; None without one."""
     nvcc = root / "bin" / "nvcc"
     return release(nvcc) if nvcc.is_file() else None
 
