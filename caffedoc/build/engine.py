@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -182,7 +181,7 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
         if ccache and plan.toolkit is not None:
             # FindCUDA resets CUDA_NVCC_EXECUTABLE on the configure that sets the toolkit
             # root, so the ccache wrapper goes in by a second, incremental one.
-            nvcc = nvcc_through_ccache(plan.toolkit.nvcc, work)
+            nvcc = toolkit.ccache_wrapper(plan.toolkit.nvcc, work)
             res = log.run(["cmake", f"-DCUDA_NVCC_EXECUTABLE={nvcc}", bld], timeout=600, env=env)
             log.check(res, "cmake (nvcc through ccache)")
 
@@ -204,7 +203,7 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
         for line in install.relocate(staged):
             log.note(line)
         if plan.toolkit is not None:
-            log.note(bundle_toolkit_libraries(plan.toolkit.root, staged))
+            log.note(toolkit.bundle(plan.toolkit.root, staged))
         missing = install.unresolved(staged)
         if missing:
             raise StepError(f"unresolved libraries after install: {', '.join(missing)}")
@@ -232,38 +231,6 @@ def cuda_toolkit(plan: Plan, log: Log) -> str:
         if refused:
             raise StepError(arches.refusal(refused, supported, f"CUDA {tk.cuda}", {}))
     return f"{root} ({tk.describe()})"
-
-
-def nvcc_through_ccache(nvcc: Path, work: Path) -> Path:
-    """An `nvcc` that runs the toolkit's through ccache (FindCUDA has no launcher option):
-    the .cu files are most of a CUDA build's compile time."""
-    wrapper = work / "ccache-nvcc" / "nvcc"  # ccache knows nvcc by this name
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(f'#!/bin/sh\nexec ccache {shlex.quote(str(nvcc))} "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-def bundle_toolkit_libraries(root: Path, staged: Path) -> str:
-    """Carry the CUDA libraries the install needs in its lib/, so the prefix stands alone.
-
-    They are hard links into the toolkit cache where the file system allows (no extra
-    disk), copies otherwise, and read-only: an install shares them instead of copying.
-    """
-    needed = {n for path in install.elf_files(staged) for n in toolkit.needed(path)}
-    lib = staged / "lib"
-    names = []
-    for src in toolkit.runtime_libraries(root, needed):
-        real, dest = src.resolve(), lib / src.name
-        if dest.exists():
-            continue
-        try:
-            os.link(real, dest)
-        except OSError:
-            shutil.copy2(real, dest)
-        dest.chmod(0o444)
-        names.append(src.name)
-    return f"bundled {len(names)} CUDA libraries: {', '.join(names)}"
 
 
 def apply_patches(patches: tuple[Path, ...], tree: Path, log: Log) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import zipfile
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.build import paths
+from caffedoc.build import install, paths
 from caffedoc.build.steps import Log, StepError
 from caffedoc.errors import CaffedocError
 from caffedoc.recipes import Recipe, Wheel
@@ -301,3 +302,35 @@ def needed(path: Path) -> list[str]:
     """The DT_NEEDED names of an ELF file."""
     res = host.run(["readelf", "-d", "-W", path], timeout=60)
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout)
+
+
+def ccache_wrapper(nvcc: Path, work: Path) -> Path:
+    """An `nvcc` that runs the toolkit's through ccache (FindCUDA has no launcher option):
+    the .cu files are most of a CUDA build's compile time."""
+    wrapper = work / "ccache-nvcc" / "nvcc"  # ccache knows nvcc by this name
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec ccache {shlex.quote(str(nvcc))} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def bundle(root: Path, staged: Path) -> str:
+    """Carry the CUDA libraries the install needs in its lib/, so the prefix stands alone.
+
+    They are hard links into the toolkit cache where the file system allows (no extra
+    disk), copies otherwise, and read-only: an install shares them instead of copying.
+    """
+    sonames = {n for path in install.elf_files(staged) for n in needed(path)}
+    lib = staged / "lib"
+    names = []
+    for src in runtime_libraries(root, sonames):
+        real, dest = src.resolve(), lib / src.name
+        if dest.exists():
+            continue
+        try:
+            os.link(real, dest)
+        except OSError:
+            shutil.copy2(real, dest)
+        dest.chmod(0o444)
+        names.append(src.name)
+    return f"bundled {len(names)} CUDA libraries: {', '.join(names)}"
