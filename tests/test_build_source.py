@@ -192,3 +192,18 @@ def test_an_interpreter_without_numpy_is_refused(tmp_path):
     subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
     res = caffedoc("build", "--recipe", "debian12-cpu", "--python", str(venv), "--dry-run")
     assert res.returncode == 2 and "has no numpy" in res.stderr
+
+
+def test_an_unverified_recipe_plans_says_so_and_is_not_refused(runtime_python, tmp_path,
+                                                                monkeypatch):  # fmt: skip
+    folder = tmp_path / "recipes"
+    shutil.copytree(load_all()[0].path.parent, folder)
+    path = folder / "debian12-cpu.toml"
+    path.write_text(
+        path.read_text().replace('status = "good"', 'status = "unverified"\nreason = "no box"')
+    )
+    recipe = next(r for r in load_all(folder) if r.name == "debian12-cpu")
+    monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(tmp_path / "cache"))
+    plan = make_plan(recipe, "a test", host_facts(), Path(runtime_python), prefix=tmp_path / "p")
+    assert "UNTRIED   caffedoc has not built this recipe: no box" in plan.render()
+    engine.refuse_unbuildable(plan)  # builds like a good one
