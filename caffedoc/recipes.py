@@ -151,6 +151,16 @@ class Recipe:
         }
 
 
+def _is_wheel(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("wheel"), str)
+        and bool(_WHEEL.match(entry["wheel"]))
+        and isinstance(entry.get("sha256"), str)
+        and bool(_SHA256.match(entry["sha256"]))
+    )
+
+
 def _pretty(distro: str, version: str) -> str:
     names = {"debian": "Debian", "ubuntu": "Ubuntu"}
     return f"{names.get(distro, distro.capitalize())} {version}"
@@ -214,18 +224,10 @@ class _Reader:
 
     def wheels(self, key: str) -> tuple[Wheel, ...]:
         value = self.data.get(key, [])
-        out = []
-        for entry in value if isinstance(value, list) else [None]:
-            if not (
-                isinstance(entry, dict)
-                and isinstance(entry.get("wheel"), str)
-                and _WHEEL.match(entry["wheel"])
-                and isinstance(entry.get("sha256"), str)
-                and _SHA256.match(entry["sha256"])
-            ):
-                raise self.fail(key, "expected a list of { wheel = 'name==version', sha256 = '…' }")
-            out.append(Wheel(entry["wheel"], entry["sha256"]))
-        return tuple(out)
+        entries = value if isinstance(value, list) else [None]
+        if not all(_is_wheel(e) for e in entries):
+            raise self.fail(key, "expected a list of { wheel = 'name==version', sha256 = '…' }")
+        return tuple(Wheel(e["wheel"], e["sha256"]) for e in entries)
 
     def text_map(self, key: str) -> tuple[tuple[str, str], ...]:
         value = self.data.get(key)

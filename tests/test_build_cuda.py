@@ -175,15 +175,11 @@ def test_a_wheel_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
 # ---- the real build: CUDA 13 + cuDNN 9 Caffe on a machine with no GPU ---------------------------
 
 
-def _needed(path: Path) -> set[str]:
-    return set(toolkit.needed(path))
-
-
 @pytest.mark.caffe
 def test_libcaffe_is_a_cuda_and_cudnn_build_that_carries_its_libraries(built_caffe_gpu):
     lib = built_caffe_gpu.prefix / "lib"
     libcaffe = next(lib.glob("libcaffe.so.*"))
-    needed = _needed(libcaffe)
+    needed = toolkit.needed([libcaffe])
     assert {"libcudart.so.13", "libcublas.so.13", "libcurand.so.10", "libcudnn.so.9"} <= needed
     # The install stands alone: every CUDA library is in its lib/, read-only and shared
     # with the toolkit cache by hard links (no second gigabyte on disk).

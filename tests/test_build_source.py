@@ -169,17 +169,21 @@ def test_dry_run_prints_the_whole_plan_and_changes_nothing(runtime_python, tmp_p
     assert len(plan["cache_key"]) == 64
 
 
-def test_a_blocked_recipe_plans_but_does_not_build(runtime_python, tmp_path, monkeypatch):
-    # No shipped recipe is blocked today: block a copy of the CPU one.
+def _plan_with_status(status: str, reason: str, python: Path, tmp_path: Path, monkeypatch):
+    """A plan for a copy of the CPU recipe given `status` (no shipped recipe has each)."""
     folder = tmp_path / "recipes"
     shutil.copytree(load_all()[0].path.parent, folder)
     path = folder / "debian12-cpu.toml"
     path.write_text(
-        path.read_text().replace('status = "good"', 'status = "blocked"\nreason = "not yet"')
+        path.read_text().replace('status = "good"', f'status = "{status}"\nreason = "{reason}"')
     )
     recipe = next(r for r in load_all(folder) if r.name == "debian12-cpu")
     monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(tmp_path / "cache"))
-    plan = make_plan(recipe, "a test", host_facts(), Path(runtime_python), prefix=tmp_path / "p")
+    return make_plan(recipe, "a test", host_facts(), Path(python), prefix=tmp_path / "p")
+
+
+def test_a_blocked_recipe_plans_but_does_not_build(runtime_python, tmp_path, monkeypatch):
+    plan = _plan_with_status("blocked", "not yet", runtime_python, tmp_path, monkeypatch)
     assert "BLOCKED   a real build is refused: not yet" in plan.render()
     with pytest.raises(CaffedocError, match="cannot be built yet: not yet"):
         engine.execute(plan)
@@ -196,14 +200,6 @@ def test_an_interpreter_without_numpy_is_refused(tmp_path):
 
 def test_an_unverified_recipe_plans_says_so_and_is_not_refused(runtime_python, tmp_path,
                                                                 monkeypatch):  # fmt: skip
-    folder = tmp_path / "recipes"
-    shutil.copytree(load_all()[0].path.parent, folder)
-    path = folder / "debian12-cpu.toml"
-    path.write_text(
-        path.read_text().replace('status = "good"', 'status = "unverified"\nreason = "no box"')
-    )
-    recipe = next(r for r in load_all(folder) if r.name == "debian12-cpu")
-    monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(tmp_path / "cache"))
-    plan = make_plan(recipe, "a test", host_facts(), Path(runtime_python), prefix=tmp_path / "p")
+    plan = _plan_with_status("unverified", "no box", runtime_python, tmp_path, monkeypatch)
     assert "UNTRIED   caffedoc has not built this recipe: no box" in plan.render()
     engine.refuse_unbuildable(plan)  # builds like a good one

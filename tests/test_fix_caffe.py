@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from caffedoc.build.install import PTH_NAME, pin, pin_line
+from tests.conftest import caffedoc
 from tests.test_fix_core import fingerprint, fix_cli
 
 
@@ -33,13 +34,7 @@ def which_caffe(python: Path, env: dict[str, str]) -> str:
 
 
 def problems(python: Path, tree: Path, env: dict[str, str], pid: str) -> list[str]:
-    res = subprocess.run(
-        [sys.executable, "-m", "caffedoc", "check", "--json", "--python", python, "--caffe", tree],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = caffedoc("check", "--json", "--python", str(python), "--caffe", str(tree), env=env)
     found = json.loads(res.stdout)["findings"]
     return [f["severity"] for f in found if f["id"] == pid and f["severity"] != "info"]
 
@@ -188,13 +183,7 @@ def test_the_real_built_caffe_counts_as_pinned(built_caffe, tmp_path):
     so the fix has nothing to do for it."""
     env = {**built_caffe.env, "CAFFEDOC_STATE_DIR": str(tmp_path / "state")}
     args = ["--python", str(built_caffe.python), "--caffe", str(built_caffe.prefix)]
-    res = subprocess.run(
-        [sys.executable, "-m", "caffedoc", "check", "--json", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = caffedoc("check", "--json", *args, env=env)
     report = json.loads(res.stdout)
     ids = {f["id"] for f in report["findings"] if f["severity"] != "info"}
     assert not {"shadowed-caffe", "caffe-missing"} & ids, res.stdout

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from caffedoc.fix import journal
-from tests.conftest import REPO
+from tests.conftest import REPO, caffedoc
 from tests.fixtures.native import private_var_cache
 from tests.test_fix_core import fingerprint, fix_cli, unprivileged
 
@@ -91,13 +91,7 @@ def touched(root: Path) -> dict[str, tuple]:
 
 def findings(args: list[str], env: dict[str, str]) -> list[dict]:
     """The check's cuda-library-path problems (information about other directories aside)."""
-    res = subprocess.run(
-        [sys.executable, "-m", "caffedoc", "check", "--json", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = caffedoc("check", "--json", *args, env=env)
     found = json.loads(res.stdout)["findings"]
     return [f for f in found if f["id"] == PID and f["severity"] != "info"]
 

@@ -265,23 +265,20 @@ def _record(plan: Plan) -> dict[str, Any]:
         "abi": plan.python.abi,
         "static_protobuf": plan.static_protobuf,
         "source_sha256": plan.recipe.source.sha256,
-        **(
-            {
-                "cuda": plan.recipe.cuda,
-                "cudnn": next(
-                    (
-                        ".".join(w.version.split(".")[:3])
-                        for w in plan.recipe.toolkit_libraries
-                        if "cudnn" in w.name
-                    ),
-                    None,
-                ),
-                "architectures": plan.arches.names(),
-            }
-            if plan.arches
-            else {}
-        ),
+        **_cuda_record(plan),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _cuda_record(plan: Plan) -> dict[str, Any]:
+    """What `check` compares a CUDA build with: its CUDA, cuDNN (X.Y.Z) and targets."""
+    if plan.arches is None:
+        return {}
+    cudnn = next((w.version for w in plan.recipe.toolkit_libraries if "cudnn" in w.name), None)
+    return {
+        "cuda": plan.recipe.cuda,
+        "cudnn": ".".join(cudnn.split(".")[:3]) if cudnn else None,
+        "architectures": plan.arches.names(),
     }
 
 

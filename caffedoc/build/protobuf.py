@@ -104,12 +104,8 @@ def pic_protobuf(
     built = next((work / "build").glob("libprotobuf.a"), None)
     if built is None:
         raise StepError(f"building protobuf {version}: no libprotobuf.a came out")
-    final = cache_dir(version)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "lib").mkdir(parents=True)
-    shutil.copy2(built, tmp / "lib" / "libprotobuf.a")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with paths.staged(cache_dir(version)) as stage:
+        (stage / "lib").mkdir()
+        shutil.copy2(built, stage / "lib" / "libprotobuf.a")
     shutil.rmtree(work, ignore_errors=True)
     return lib

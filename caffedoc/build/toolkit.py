@@ -30,6 +30,7 @@ from caffedoc import host
 from caffedoc.build import install, paths
 from caffedoc.build.steps import Log, StepError
 from caffedoc.errors import CaffedocError
+from caffedoc.probes import Context, loader
 from caffedoc.recipes import Recipe, Wheel
 
 COMPLETE = ".caffedoc-toolkit.json"
@@ -177,22 +178,14 @@ def unpacked(wheel: Path, log: Log) -> Path:
     dest = paths.cache_root() / "unpacked" / wheel.stem
     if (dest / COMPLETE).is_file():
         return dest
-    stage = dest.with_name(f"{dest.name}.new-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
     log.note(f"unpacking {wheel.name}")
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                target = Path(zf.extract(info, stage))
-                mode = (info.external_attr >> 16) & 0o777
-                if mode and not info.is_dir():
-                    target.chmod(mode)
+    with paths.staged(dest) as stage, zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            target = Path(zf.extract(info, stage))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                target.chmod(mode)
         (stage / COMPLETE).write_text(wheel.name + "\n")
-        shutil.rmtree(dest, ignore_errors=True)
-        stage.rename(dest)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return dest
 
 
@@ -207,19 +200,12 @@ def assemble(plan: ToolkitPlan, log: Log) -> Path:
     parts = [plan.compiler] if plan.compiler else []
     for path in download(plan.wheels, log):
         parts += _package_roots(unpacked(path, log))
-    stage = root.with_name(f"{root.name}.new-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
-    try:
+    with paths.staged(root) as stage:
         _farm(parts, stage)
         nvcc = stage / "bin" / "nvcc"
         if release(nvcc) != plan.cuda:
             raise StepError(f"the assembled toolkit's nvcc is not CUDA {plan.cuda}: {nvcc}")
         (stage / COMPLETE).write_text(json.dumps(plan.to_json(), indent=2))
-        shutil.rmtree(root, ignore_errors=True)
-        stage.rename(root)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return root
 
 
@@ -281,27 +267,22 @@ def _link(link: Path, target: Path) -> None:
 
 def runtime_libraries(root: Path, sonames: Iterable[str]) -> list[Path]:
     """The toolkit libraries an install must carry: what it needs, transitively, and the
-    cuDNN parts that cuDNN itself loads with dlopen."""
+    cuDNN parts that cuDNN itself loads with dlopen. A name the toolkit does not hold is a
+    system library (libc, libstdc++…): not the toolkit's to carry."""
     lib = root / "lib64"
-    todo, seen, out = list(sonames), set(), []
-    todo += [p.name for p in lib.iterdir() if DLOPENED.match(p.name)]
+    found: dict[str, Path] = {}
+    todo = set(sonames) | {p.name for p in lib.iterdir() if DLOPENED.match(p.name)}
     while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = lib / name
-        if not path.exists():
-            continue  # a system library (libc, libstdc++…): not the toolkit's to carry
-        out.append(path)
-        todo += needed(path.resolve())
-    return sorted(out)
+        new = {n: lib / n for n in todo if n not in found and (lib / n).exists()}
+        found.update(new)
+        todo = needed([p.resolve() for p in new.values()]) - found.keys()
+    return sorted(found.values())
 
 
-def needed(path: Path) -> list[str]:
-    """The DT_NEEDED names of an ELF file."""
-    res = host.run(["readelf", "-d", "-W", path], timeout=60)
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout)
+def needed(files: list[Path]) -> set[str]:
+    """The DT_NEEDED names of these ELF files (one readelf run, the loader probe's)."""
+    elves = loader.readelf_dynamic(files, Context(python=Path(sys.executable), timeout=60))
+    return {name for elf in elves.values() for name in elf.needed}
 
 
 def ccache_wrapper(nvcc: Path, work: Path) -> Path:
@@ -320,7 +301,7 @@ def bundle(root: Path, staged: Path) -> str:
     They are hard links into the toolkit cache where the file system allows (no extra
     disk), copies otherwise, and read-only: an install shares them instead of copying.
     """
-    sonames = {n for path in install.elf_files(staged) for n in needed(path)}
+    sonames = needed(install.elf_files(staged))
     lib = staged / "lib"
     names = []
     for src in runtime_libraries(root, sonames):

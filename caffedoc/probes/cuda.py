@@ -422,66 +422,72 @@ def _cuda_number(n: int) -> str:
 
 
 def _ask(ctx: Context, kind: str, path: Path) -> tuple[dict, str | None]:
-    """Run scripts/ask_cuda_library.py on `path` in a child; (its answers, why none)."""
-    script = (SCRIPTS / "ask_cuda_library.py").read_text(encoding="utf-8")
-    res = host.run([sys.executable, "-c", script, kind, path], timeout=ctx.timeout, env=ctx.env)
-    ended = res.describe().replace(script, "<caffedoc/probes/scripts/ask_cuda_library.py>")
-    if res.ok:
-        try:
-            return json.loads(res.stdout.strip().splitlines()[-1]), None
-        except (ValueError, IndexError):
-            return {}, f"{ended} but printed no answer"
-    said = [line.strip() for line in res.stderr.splitlines() if line.strip()]
-    return {}, f"{ended}: {' / '.join(said[-2:])}" if said else ended
+    """Run scripts/ask_cuda_library.py on `path` in a child, once per real file;
+    (its answers, why none)."""
+
+    def ask() -> tuple[dict, str | None]:
+        script = (SCRIPTS / "ask_cuda_library.py").read_text(encoding="utf-8")
+        argv = [sys.executable, "-c", script, kind, path]
+        res = host.run(argv, timeout=ctx.timeout, env=ctx.env)
+        ended = res.describe().replace(script, "<caffedoc/probes/scripts/ask_cuda_library.py>")
+        if res.ok:
+            try:
+                return json.loads(res.stdout.strip().splitlines()[-1]), None
+            except (ValueError, IndexError):
+                return {}, f"{ended} but printed no answer"
+        said = [line.strip() for line in res.stderr.splitlines() if line.strip()]
+        return {}, f"{ended}: {' / '.join(said[-2:])}" if said else ended
+
+    return once(ctx, (f"ask {kind}", os.path.realpath(path)), ask)
+
+
+def _loaded(needed: tuple[Needed, ...], prefix: str) -> tuple[str, Path] | None:
+    """(soname, path) of the resolved library whose soname starts with `prefix`."""
+    return next(((n.soname, n.path) for n in needed if n.soname.startswith(prefix) and n.path),
+                None)  # fmt: skip
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _cudnn_runtime(ctx: Context, needed: tuple[Needed, ...]) -> CudnnRuntime | None:
-    n = next((n for n in needed if n.soname.startswith("libcudnn.so.") and n.path), None)
-    if n is None or n.path is None:
+    found = _loaded(needed, "libcudnn.so.")
+    if found is None:
         return None
-    path = n.path
-
-    def ask() -> CudnnRuntime:
-        got, error = _ask(ctx, "cudnn", path)
-        number, cudart = got.get("cudnnGetVersion"), got.get("cudnnGetCudartVersion")
-        version = None
-        if isinstance(number, int) and number > 0:
-            version = _version_number(number, 10000 if number >= 90000 else 1000)
-        cuda = _cuda_number(cudart) if isinstance(cudart, int) and cudart > 0 else None
-        return CudnnRuntime(n.soname, path, version, cuda, error)
-
-    return once(ctx, ("ask cudnn", os.path.realpath(path)), ask)
+    soname, path = found
+    got, error = _ask(ctx, "cudnn", path)
+    number = _positive(got.get("cudnnGetVersion"))
+    cudart = _positive(got.get("cudnnGetCudartVersion"))
+    version = _version_number(number, 10000 if number >= 90000 else 1000) if number else None
+    cuda = _cuda_number(cudart) if cudart else None
+    return CudnnRuntime(soname, path, version, cuda, error)
 
 
 def _cuda_runtime(ctx: Context, needed: tuple[Needed, ...]) -> CudaRuntime | None:
-    n = next((n for n in needed if n.soname.startswith("libcudart.so.") and n.path), None)
-    if n is None or n.path is None:
+    found = _loaded(needed, "libcudart.so.")
+    if found is None:
         return None
-    path = n.path
-
-    def ask() -> CudaRuntime:
-        got, error = _ask(ctx, "cudart", path)
-        runtime, driver = got.get("cudaRuntimeGetVersion"), got.get("cudaDriverGetVersion")
-        status = None
-        if got.get("status"):
-            name = got.get("cudaGetErrorName") or f"error {got['status']}"
-            words = got.get("cudaGetErrorString")
-            status = f"{name}: {words}" if words else name
-        return CudaRuntime(
-            soname=n.soname,
-            path=path,
-            version=_cuda_number(runtime) if isinstance(runtime, int) and runtime > 0 else None,
-            driver=(
-                (_cuda_number(driver) if driver > 0 else "none")
-                if isinstance(driver, int)
-                else None
-            ),
-            devices=got.get("cudaGetDeviceCount"),
-            status=status,
-            error=error,
-        )
-
-    return once(ctx, ("ask cudart", os.path.realpath(path)), ask)
+    soname, path = found
+    got, error = _ask(ctx, "cudart", path)
+    runtime, driver = _positive(got.get("cudaRuntimeGetVersion")), got.get("cudaDriverGetVersion")
+    status = None
+    if got.get("status"):
+        name = got.get("cudaGetErrorName") or f"error {got['status']}"
+        words = got.get("cudaGetErrorString")
+        status = f"{name}: {words}" if words else name
+    supported = None  # the CUDA the driver supports; "none" when it reports 0 (no driver)
+    if isinstance(driver, int):
+        supported = _cuda_number(driver) if driver > 0 else "none"
+    return CudaRuntime(
+        soname=soname,
+        path=path,
+        version=_cuda_number(runtime) if runtime else None,
+        driver=supported,
+        devices=got.get("cudaGetDeviceCount"),
+        status=status,
+        error=error,
+    )
 
 
 def _build_record(path: Path) -> BuildRecord | None:
