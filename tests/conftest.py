@@ -8,7 +8,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.fixtures.envs", "tests.fixtures.native", "tests.fixtures.caffe_build"]
+pytest_plugins = [
+    "tests.fixtures.envs",
+    "tests.fixtures.native",
+    "tests.fixtures.caffe_build",
+    "tests.fixtures.users",
+]
 
 
 def caffedoc(
