@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import textwrap
-
-from caffedoc import knowledge, probes
+from caffedoc import knowledge, probes, shellwords
 from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
 
@@ -31,8 +29,8 @@ def render_finding(f: Finding, indent: str = "    ") -> list[str]:
     sub = indent + "  "
     lines = [f"{indent}{MARK[f.severity]} [{f.id}] {f.title}"]
     lines += [f"{sub}seen: {e}" for e in f.evidence]
-    fix = textwrap.fill(
-        " ".join(f.fix.split()),
+    fix = shellwords.fill(
+        f.fix,
         width=92,
         initial_indent=f"{sub}fix:  ",
         subsequent_indent=sub + "      ",

@@ -17,6 +17,7 @@ from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.recipes import Recipe
+from caffedoc.shellwords import cmd
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
@@ -171,7 +172,7 @@ def finding(recipe: Recipe, diffs: list[str]) -> Finding:
         )
     missing = next((d for d in diffs if d.startswith("packages of the recipe")), None)
     fix = (
-        f"Install them: `apt-get install {missing.split(': ', 1)[1]}`"
+        f"Install them: {cmd('apt-get', 'install', *missing.split(': ', 1)[1].split())}"
         if missing and len(diffs) == 1
         else f"Use a machine that fits {recipe.platform()}, or the image "
         f"docker/{recipe.name}.Dockerfile; or require the recipe that fits this machine "

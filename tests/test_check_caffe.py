@@ -56,9 +56,8 @@ def test_caffe_tree_the_interpreter_cannot_see(venv, tree, tmp_path):
     [f] = res.findings(MISSING)
     assert f["severity"] == "error"
     assert any(f"holds {built.package}, which is not on sys.path" in e for e in f["evidence"])
-    assert (
-        f"sys.path.insert(0, '{built.python_dir}')\" > {venv.site}/caffedoc-caffe.pth`" in f["fix"]
-    )
+    pin = f"sys.path.insert(0, '\"'\"'{built.python_dir}'\"'\"')' > {venv.site}/caffedoc-caffe.pth`"
+    assert pin in f["fix"]
     assert res.facts["caffe"]["tree"]["libraries"] == [
         str(built.root / "lib" / "libcaffe.so"),
         str(built.libcaffe),

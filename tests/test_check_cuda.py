@@ -69,7 +69,7 @@ def test_cudnn_in_a_directory_the_loader_does_not_search(cuda10, linker_config, 
     assert "libcudart.so.10.0" in text
     # The fix is the exact ld.so.conf.d entry, then ldconfig on that configuration.
     fix = errors[0]["fix"]
-    assert f"echo {lib64} | sudo tee {linker_config.confd}/caffedoc-cuda.conf" in fix
+    assert f"printf '%s\\n' {lib64} | sudo tee {linker_config.confd}/caffedoc-cuda.conf" in fix
     assert "ldconfig" in fix
     assert report["status"] == "error"
     # The known-good pairing raises nothing else in the area.

@@ -14,6 +14,7 @@ from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts, Install, Linkage
 from caffedoc.probes.cuda import CUDA_LIB
 from caffedoc.probes.python import PythonFacts
+from caffedoc.shellwords import AND, PIPE, TO, cmd
 
 LOADER_ERRORS = (
     "cannot open shared object file",
@@ -35,9 +36,11 @@ def _site_dir(py: PythonFacts | None) -> str | None:
 
 
 def _pin(parent: str, py: PythonFacts | None) -> str:
+    line = pin_line(parent).strip()
     site = _site_dir(py)
-    where = f"{site}/{PTH_NAME}" if site else f"a {PTH_NAME} in the interpreter's site-packages"
-    return f'`echo "{pin_line(parent).strip()}" > {where}`'
+    if site is None:
+        return f"write the line {line} into a {PTH_NAME} in the interpreter's site-packages"
+    return cmd("printf", "%s\\n", line, TO, f"{site}/{PTH_NAME}")
 
 
 @detects("caffe-missing")
@@ -131,7 +134,8 @@ def _fix(stale: Install, intended: Install | None, parent: str, py: PythonFacts 
     elif stale.entry == "":
         source = f"run from another directory than {os.path.dirname(stale.path)}"
     else:
-        source = f"move it aside (`mv {stale.path} {stale.path}.stale`; caffedoc fix can undo this)"
+        mv = cmd("mv", stale.path, f"{stale.path}.stale")
+        source = f"move it aside ({mv}; caffedoc fix can undo this)"
     if intended is not None and intended.origin.endswith(".pth"):
         pin = f"{intended.origin} already pins {parent}"
     else:
@@ -203,10 +207,16 @@ def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
         dirs = sorted({os.path.dirname(p) for p in present})
         fix = (
             f"{', '.join(os.path.basename(p) for p in present)} exists in {', '.join(dirs)}: "
-            f"add that directory to an /etc/ld.so.conf.d/caffe.conf entry and run `ldconfig`, or "
-            f"rebuild Caffe so its RUNPATH finds it (caffedoc build installs a relocatable tree)."
+            f"let the dynamic loader search it ({_conf_add(dirs)}), or "
+            "rebuild Caffe so its RUNPATH finds it (caffedoc build installs a relocatable tree)."
         )
     yield Hit(Severity.ERROR, tuple(evidence), fix=fix)
+
+
+def _conf_add(dirs: list[str]) -> str:
+    """Append `dirs` to an ld.so.conf.d entry, one a line, and refresh the cache."""
+    conf = "/etc/ld.so.conf.d/caffe.conf"
+    return cmd("printf", "%s\\n", *dirs, PIPE, "sudo", "tee", "-a", conf, AND, "sudo", "ldconfig")
 
 
 def _found_elsewhere(cf: CaffeFacts, missing: list[str]) -> list[str]:

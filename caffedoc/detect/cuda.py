@@ -17,6 +17,7 @@ from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.probes.cuda import CUDA_LIB, CaffeLibrary, CudaFacts, Driver, LibraryDir
+from caffedoc.shellwords import AND, PIPE, cmd
 
 # Compute capabilities each CUDA major release builds for: (lowest, highest or None).
 ARCH_RANGES: dict[int, tuple[int, int | None]] = {
@@ -86,24 +87,27 @@ def _architectures(lib: CaffeLibrary) -> tuple[tuple[str, ...] | None, str]:
     return lib.architectures, "in its fatbinary"
 
 
-def _ldconfig_command(cuda: CudaFacts) -> str:
+def _ldconfig_command(cuda: CudaFacts) -> list[str]:
     if cuda.ld_so_conf == DEFAULT_CONF and cuda.ld_so_cache == DEFAULT_CACHE:
-        return "sudo ldconfig"
-    return f"sudo ldconfig -f {cuda.ld_so_conf} -C {cuda.ld_so_cache}"
+        return ["sudo", "ldconfig"]
+    return ["sudo", "ldconfig", "-f", str(cuda.ld_so_conf), "-C", str(cuda.ld_so_cache)]
+
+
+def _refresh(cuda: CudaFacts) -> str:
+    return f"Refresh the linker cache: {cmd(*_ldconfig_command(cuda))}."
 
 
 def _conf_line_fix(cuda: CudaFacts, directories: list[Path]) -> str:
-    """The exact ld.so.conf.d entry for `directories`, then the cache refresh."""
+    """The exact ld.so.conf.d entry for `directories` (one a line), then the cache refresh."""
     confd = next((Path(p).parent for p in cuda.conf_includes if p.endswith(".conf")), None)
-    lines = "\\n".join(str(d) for d in directories)
-    echo = f"echo {lines}" if len(directories) == 1 else f"printf '{lines}\\n'"
     if confd is None:
-        add = f"{echo} | sudo tee -a {cuda.ld_so_conf}"
+        tee = ["sudo", "tee", "-a", str(cuda.ld_so_conf)]
     else:
-        add = f"{echo} | sudo tee {confd / 'caffedoc-cuda.conf'}"
+        tee = ["sudo", "tee", str(confd / "caffedoc-cuda.conf")]
+    add = cmd("printf", "%s\\n", *map(str, directories), PIPE, *tee, AND, *_ldconfig_command(cuda))
     where = ", ".join(str(d) for d in directories)
     return (
-        f"Let the dynamic loader search {where}: `{add} && {_ldconfig_command(cuda)}`. "
+        f"Let the dynamic loader search {where}: {add}. "
         "LD_LIBRARY_PATH works for one shell only, not for services or other users."
     )
 
@@ -155,7 +159,7 @@ def library_path(facts: Facts) -> Iterator[Hit]:
         if uncovered:
             fixes.append(_conf_line_fix(cuda, uncovered))
         elif stale:
-            fixes.append(f"Refresh the linker cache: `{_ldconfig_command(cuda)}`.")
+            fixes.append(_refresh(cuda))
         if nowhere:
             fixes.append(
                 f"No {', '.join(nowhere)} was found on this machine: install the CUDA/cuDNN "
@@ -169,9 +173,7 @@ def library_path(facts: Facts) -> Iterator[Hit]:
             yield Hit(
                 Severity.INFO,
                 (f"{d.path} holds {', '.join(d.libraries)}, {_where(d, cuda)}",),
-                f"Refresh the linker cache: `{_ldconfig_command(cuda)}`."
-                if d.not_in_cache
-                else _conf_line_fix(cuda, [d.path]),
+                _refresh(cuda) if d.not_in_cache else _conf_line_fix(cuda, [d.path]),
                 detail=str(d.path),
             )
 

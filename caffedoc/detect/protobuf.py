@@ -16,6 +16,7 @@ from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.probes.protobuf import Gencode, ProtobufFacts
 from caffedoc.probes.python import PythonFacts
+from caffedoc.shellwords import cmd
 
 # The newest protobuf release for interpreters that newer ones dropped.
 NEWEST_FOR_PYTHON = {"2.7": "3.17.3", "3.6": "3.19.6", "3.7": "4.24.4", "3.8": "5.29.5"}
@@ -35,8 +36,13 @@ def _lowest(spec: str) -> str | None:
 
 def _runtime_fix(python: str, python_version: str | None, code: Gencode, proto: str | None) -> str:
     regen = (
-        f"regenerate it with a protoc that matches the runtime: "
-        f"`protoc -I{os.path.dirname(proto)} --python_out={os.path.dirname(code.path)} {proto}`"
+        "regenerate it with a protoc that matches the runtime: "
+        + cmd(
+            "protoc",
+            f"-I{os.path.dirname(proto)}",
+            f"--python_out={os.path.dirname(code.path)}",
+            proto,
+        )
         if proto
         else "regenerate it from caffe.proto with a protoc that matches the runtime "
         "(`protoc --python_out=python/caffe/proto src/caffe/proto/caffe.proto`)"
@@ -44,7 +50,7 @@ def _runtime_fix(python: str, python_version: str | None, code: Gencode, proto: 
     newest = NEWEST_FOR_PYTHON.get(".".join((python_version or "").split(".")[:2]))
     lowest = _lowest(code.needs)
     if code.needs and (newest is None or lowest is None or Version(lowest) <= Version(newest)):
-        install = f"`{python} -m pip install 'protobuf{code.needs}'`"
+        install = cmd(python, "-m", "pip", "install", f"protobuf{code.needs}")
         fix = (
             "Install a runtime that loads this code into the interpreter that imports caffe: "
             f"{install}; or {regen}."
@@ -124,7 +130,7 @@ def _cpp_side(pb: ProtobufFacts) -> Iterator[Hit]:
     protoc = next(((p, v) for p, v in pb.protoc if v), None)
     if protoc and pb.headers and _minor(protoc[1]) != _minor(pb.headers[1]):
         match = next((p for p, v in pb.protoc if _minor(v) == _minor(pb.headers[1])), None)
-        use = f"`-DProtobuf_PROTOC_EXECUTABLE={match}`" if match else f"a protoc {pb.headers[1]}"
+        use = cmd(f"-DProtobuf_PROTOC_EXECUTABLE={match}") if match else f"a protoc {pb.headers[1]}"
         yield Hit(
             Severity.WARNING,
             (

@@ -11,6 +11,7 @@ from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts
 from caffedoc.probes.python import Command, Interpreter, PythonFacts
+from caffedoc.shellwords import ETC, cmd
 
 ABI_ERRORS = re.compile(
     r"does not define module export function|undefined symbol: _?Py|"
@@ -64,8 +65,12 @@ def interpreter_drift(facts: Facts) -> Iterator[Hit]:
             tuple(drift),
             fix=(
                 f"Install into the interpreter that runs Caffe with that interpreter's own pip: "
-                f"`{t.path} -m pip install …` (never a bare `pip`)"
-                + (f", or activate its venv (`. {t.prefix}/bin/activate`)" if t.in_venv else "")
+                f"{cmd(t.path, '-m', 'pip', 'install', ETC)} (never a bare `pip`)"
+                + (
+                    f", or activate its venv ({cmd('.', f'{t.prefix}/bin/activate')})"
+                    if t.in_venv
+                    else ""
+                )
                 + "."
             ),
             detail="pip on PATH feeds another Python",
@@ -79,8 +84,8 @@ def interpreter_drift(facts: Facts) -> Iterator[Hit]:
             fix=(
                 "Running these fails with 'bad interpreter: No such file or directory'. "
                 "Remove them or reinstall pip for an interpreter that exists "
-                f"(`{t.path} -m pip install --force-reinstall pip`), and use "
-                f"`{t.path} -m pip` meanwhile."
+                f"({cmd(t.path, '-m', 'pip', 'install', '--force-reinstall', 'pip')}), and use "
+                f"{cmd(t.path, '-m', 'pip')} meanwhile."
             ),
             detail="scripts name an interpreter that is gone",
         )
@@ -118,8 +123,9 @@ def _extension_abi(facts: Facts, t: Interpreter) -> Iterator[Hit]:
         Severity.ERROR,
         tuple(evidence),
         fix=(
-            f"Build pycaffe for the interpreter that runs it: `caffedoc build --python {t.path}` "
-            f"(by hand: cmake -DPYTHON_EXECUTABLE={t.path} and a Boost.Python for "
+            "Build pycaffe for the interpreter that runs it: "
+            f"{cmd('caffedoc', 'build', '--python', t.path)} "
+            f"(by hand: {cmd('cmake', f'-DPYTHON_EXECUTABLE={t.path}')} and a Boost.Python for "
             f"Python {t.major_minor}), or run Caffe with a Python {built} interpreter."
         ),
         detail=f"_caffe.so is built for Python {built}",
@@ -159,8 +165,9 @@ def numpy_abi(facts: Facts) -> Iterator[Hit]:
         Severity.ERROR,
         tuple(evidence),
         fix=(
-            f"Rebuild pycaffe against the numpy it runs with (`caffedoc build --python {t.path}`; "
+            "Rebuild pycaffe against the numpy it runs with "
+            f"({cmd('caffedoc', 'build', '--python', t.path)}; "
             "numpy 2 headers work under numpy 1.x and 2.x), or install the numpy it was built "
-            f"for: `{t.path} -m pip install 'numpy<2'`."
+            f"for: {cmd(t.path, '-m', 'pip', 'install', 'numpy<2')}."
         ),
     )
