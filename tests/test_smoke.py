@@ -190,7 +190,8 @@ def test_missing_numpy_on_python_2_7_is_named(tmp_path):
     result = run_smoke(python27, mode="cpu", env=env, timeout=60)
     assert not result.passed
     assert result.stage == "import"
-    assert result.finding.title.endswith(": numpy")
+    assert result.finding.id == "pycaffe-deps-missing"
+    assert ": numpy, protobuf" in result.finding.title
     assert f"{python27} -m pip install numpy" in result.finding.fix
 
 

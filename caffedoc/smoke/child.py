@@ -214,6 +214,51 @@ def import_failure(exc, tb):
     return (missing or "caffe").split(".")[0]
 
 
+# What `import caffe` imports besides Caffe itself (python/caffe/*.py), by module name.
+PYCAFFE_DEPS = ("numpy", "google.protobuf", "six", "scipy", "skimage")
+
+
+def not_installed(name, exc):
+    """Whether the ImportError says `name` itself (or its package) is absent, not something
+    it imports in turn: Python 3 names the module, Python 2 only says it."""
+    missing = getattr(exc, "name", None)
+    parts = name.split(".")
+    if missing is None:
+        text = str(exc)
+        if not text.startswith("No module named "):
+            return False
+        missing = text[len("No module named ") :].strip("'\"")
+        return missing in [".".join(parts[i:]) for i in range(len(parts))] + [parts[0]]
+    return missing in [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def pycaffe_deps():
+    """pycaffe's dependencies this interpreter lacks, and whether its pip may install them."""
+    missing = []
+    for name in PYCAFFE_DEPS:
+        try:
+            __import__(name)
+        except ImportError as exc:
+            if not_installed(name, exc):
+                missing.append(name)
+    import sysconfig
+
+    marker = os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")
+    in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix) or hasattr(sys, "real_prefix")
+    try:
+        import pip  # noqa: F401
+
+        has_pip = True
+    except ImportError:
+        has_pip = False
+    return {
+        "missing": missing,
+        "externally_managed": os.path.isfile(marker) and not in_venv,
+        "pip": has_pip,
+        "major": sys.version_info[0],
+    }
+
+
 def import_caffe():
     """numpy, protobuf and caffe, one at a time, so that a failure names its piece."""
     piece = "numpy"
@@ -230,7 +275,8 @@ def import_caffe():
     except Exception as exc:
         piece = piece or import_failure(exc, sys.exc_info()[2])
         traceback.print_exc()
-        raise Failed("import", "%s: %s" % (type(exc).__name__, exc), piece=piece)
+        message = "%s: %s" % (type(exc).__name__, exc)
+        raise Failed("import", message, piece=piece, deps=pycaffe_deps())
     emit(
         "versions",
         python=sys.version.split()[0],

@@ -15,6 +15,7 @@ from pathlib import Path
 from caffedoc import host, knowledge
 from caffedoc.detect import finding
 from caffedoc.findings import Finding, Hit, Severity
+from caffedoc.shellwords import AND, cmd
 from caffedoc.smoke.runner import ChildReport
 
 # The piece of `import caffe` that failed → the problem it points to.
@@ -27,6 +28,16 @@ IMPORT_PIECES = {
 NUMPY_ABI_WORDS = ("numpy.core.multiarray failed to import", "compiled using numpy", "api version")
 # Modules pycaffe imports whose pip name differs from the import name.
 PIP_NAMES = {"skimage": "scikit-image", "google": "protobuf", "yaml": "pyyaml", "PIL": "pillow"}
+# pycaffe's dependencies as the child names them: (pip name, Debian package suffix).
+PYCAFFE_DEPS = {
+    "numpy": ("numpy", "numpy"),
+    "google.protobuf": ("protobuf", "protobuf"),
+    "six": ("six", "six"),
+    "scipy": ("scipy", "scipy"),
+    "skimage": ("scikit-image", "skimage"),
+}
+# The piece of `import caffe` that failed → the dependency it is, when it is one.
+DEP_PIECES = {"protobuf": "google.protobuf", "google": "google.protobuf"}
 # Problems whose own knowledge-base entry is about what the child reported.
 CHILD_KINDS = {"no-gpu": "gpu-driver", "stuck-loss": "memorydata-input"}
 # Stages after set_input_arrays: the child's log then comes from a MemoryData net.
@@ -41,13 +52,14 @@ def diagnose(res: host.Result, report: ChildReport, python: Path) -> Finding:
     how = _how_it_ended(res, report)
     known = (
         _from_child(fail)
+        or _from_deps(fail, python)
         or _from_log(report)
         or (_from_import(fail, python) if fail.get("kind") == "import" else None)
     )
     if known is not None:
         fix = known.fix
         if report.stage == "import":
-            fix += f" `caffedoc check --python {python}` examines that install in full."
+            fix += f" {cmd('caffedoc', 'check', '--python', python)} examines that install in full."
         return dataclasses.replace(known, evidence=(how, *known.evidence), fix=fix)
     evidence = [how]
     if fail.get("message"):
@@ -97,9 +109,48 @@ def _from_import(fail: dict, python: Path) -> Finding:
         )
     if piece in IMPORT_PIECES:
         return finding(IMPORT_PIECES[piece], Hit(Severity.ERROR, evidence))
-    pip = PIP_NAMES.get(piece, piece)  # a pure-Python dependency of pycaffe is not installed
-    fix = f"Install it into the interpreter that runs Caffe: {python} -m pip install {pip}."
+    pip = PIP_NAMES.get(piece, piece)  # a pure-Python module a fork of pycaffe imports
+    install = cmd(python, "-m", "pip", "install", pip)
+    fix = f"Install it into the interpreter that runs Caffe: {install}."
     return finding("smoke-failed", Hit(Severity.ERROR, evidence, fix=fix, detail=piece))
+
+
+def _from_deps(fail: dict, python: Path) -> Finding | None:
+    """pycaffe-deps-missing, when the import failed at a dependency the child found absent;
+    the fix installs every absent one at once, with that interpreter's own pip."""
+    deps = fail.get("deps") or {}
+    missing = [m for m in deps.get("missing", ()) if m in PYCAFFE_DEPS]
+    piece = fail.get("piece", "caffe")
+    if fail.get("kind") != "import" or DEP_PIECES.get(piece, piece) not in missing:
+        return None
+    evidence = (
+        f"`import caffe` failed at {piece}: {fail.get('message', '')}",
+        f"{python} lacks {', '.join(missing)}",
+    )
+    fix = _deps_fix(python, missing, deps)
+    detail = ", ".join(PYCAFFE_DEPS[m][0] for m in missing)
+    return finding("pycaffe-deps-missing", Hit(Severity.ERROR, evidence, fix=fix, detail=detail))
+
+
+def _deps_fix(python: Path, missing: list[str], deps: dict) -> str:
+    pips = [PYCAFFE_DEPS[m][0] for m in missing]
+    install = [python, "-m", "pip", "install", *pips]
+    if not deps.get("externally_managed"):
+        if deps.get("pip", True):
+            return f"Install them into the interpreter that runs Caffe: {cmd(*install)}."
+        return (
+            f"{python} has no pip: bootstrap it, then install them: "
+            f"{cmd(python, '-m', 'ensurepip', AND, *install)}."
+        )
+    prefix = "python3-" if deps.get("major", 3) >= 3 else "python-"
+    distro = [prefix + PYCAFFE_DEPS[m][1] for m in missing]
+    return (
+        f"{python} is externally managed (PEP 668): its pip refuses to install into it. "
+        f"Install the distribution's packages (Debian, Ubuntu: "
+        f"{cmd('sudo', 'apt-get', 'install', *distro)}), or make a virtual environment "
+        f"({cmd(python, '-m', 'venv', 'VENV')}) and install them there with its own pip "
+        f"({cmd('VENV/bin/python', '-m', 'pip', 'install', *pips)})."
+    )
 
 
 def _from_log(report: ChildReport) -> Finding | None:
