@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -60,7 +61,7 @@ def install_packages(missing: tuple[str, ...], log: Log | None = None) -> str:
         return "all installed"
     if os.geteuid() != 0:
         raise CaffedocError(
-            f"missing system packages: {' '.join(missing)}; as root, run: {' '.join(cmd)}"
+            f"missing system packages: {' '.join(missing)}; as root, run: {shlex.join(cmd)}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if log is not None:

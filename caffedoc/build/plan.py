@@ -135,7 +135,7 @@ class Plan:
                 if self.toolkit and self.arches
                 else []
             ),
-            f"cmake     {' '.join(self.cmake_args)}",
+            f"cmake     {shlex.join(self.cmake_args)}",
             f"jobs      {self.jobs} ({self.jobs_why})",
             f"prefix    {self.prefix} (installed all-or-nothing, relocatable)",
             f"python    {self.python.path} (Python {self.python.version}, "
@@ -252,7 +252,7 @@ def make_plan(
         why=why,
         host=host_facts,
         python=py,
-        prefix=(prefix or default_prefix(recipe)).absolute(),
+        prefix=check_prefix(prefix or default_prefix(recipe)),
         origin=source.origin(recipe.source, given_source),
         jobs=jobs,
         jobs_why=jobs_why,
@@ -299,6 +299,47 @@ def other_recipes_for(recipe: Recipe) -> dict[str, str]:
             for a in r.architectures:
                 out.setdefault(a, r.name)
     return out
+
+
+def check_prefix(prefix: Path) -> Path:
+    """Refuse, before anything is built, a prefix the install would have to destroy or
+    that another user controls: a file, someone else's non-empty directory, and as root
+    a path whose owner (or its parent directory's) is another user."""
+    prefix = prefix.absolute()
+    if prefix.is_symlink() or (prefix.exists() and not prefix.is_dir()):
+        raise CaffedocError(f"--prefix {prefix}: not a directory; choose one to install into")
+    if prefix.is_dir() and install.read_record(prefix) is None and any(prefix.iterdir()):
+        raise CaffedocError(
+            f"--prefix {prefix} is not empty and was not installed by caffedoc "
+            f"(no {install.RECORD}): choose another prefix"
+        )
+    if os.geteuid() == 0:
+        _owned_by_root(prefix)
+    return prefix
+
+
+def _owned_by_root(prefix: Path) -> None:
+    """As root: the prefix and the directory it is renamed into are root's own, so no user
+    can swap in a link while the install copies and renames."""
+    parent = prefix.parent
+    while not parent.exists():
+        parent = parent.parent
+    for path in (prefix, parent):
+        uid = path.lstat().st_uid if path.exists() else 0
+        if uid != 0:
+            raise CaffedocError(
+                f"--prefix {prefix}: {path} belongs to {_user(uid)}, not root: install as that "
+                "user, or into a directory of root's own"
+            )
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def default_prefix(recipe: Recipe) -> Path:

@@ -39,7 +39,7 @@ def build(
         ),
     ] = False,
     prefix: Annotated[
-        Optional[Path], typer.Option(help="Install here (default: ~/.local/opt/caffe-RECIPE).")
+        Optional[str], typer.Option(help="Install here (default: ~/.local/opt/caffe-RECIPE).")
     ] = None,
     python: Annotated[
         Optional[Path],
@@ -89,6 +89,8 @@ def build(
         missing = tuple(p for p in chosen.recipe.apt if p not in have)
         typer.echo(f"{chosen.recipe.name}: {engine.install_packages(missing)}")
         return
+    if prefix is not None and not prefix.strip():
+        raise CaffedocError(f"--prefix {prefix!r}: empty; name the directory to install into")
     if source is not None and not source.exists():
         raise CaffedocError(f"--source {source}: no such file or directory")
     env = dict(os.environ)
@@ -98,7 +100,7 @@ def build(
         chosen.why,
         host,
         interpreter,
-        prefix=prefix,
+        prefix=Path(prefix) if prefix is not None else None,
         given_source=source,
         jobs=jobs,
         static_protobuf=static_protobuf,

@@ -10,6 +10,10 @@ import typer
 from caffedoc.cli import options
 from caffedoc.errors import CaffedocError
 
+# The step takes seconds, a slow import minutes; a day bounds a typo (1e7 s is 115 days)
+# and keeps the wait a number the timers take (inf and nan are no timeout at all).
+MAX_TIMEOUT = 86400
+
 
 def smoke(
     python: Annotated[
@@ -24,7 +28,8 @@ def smoke(
     ] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Train on the CPU.")] = False,
     timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds before the step counts as hung.")
+        float,
+        typer.Option(help="Seconds before the step counts as hung (1 to 86400, a day)."),
     ] = 120,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable result.")] = False,
 ) -> None:
@@ -40,6 +45,8 @@ def smoke(
 
     if cpu and gpu is not None:
         raise CaffedocError("--cpu and --gpu: choose one")
+    if not 1 <= timeout <= MAX_TIMEOUT:  # false for nan too
+        raise CaffedocError(f"--timeout {timeout:g}: expected 1 to {MAX_TIMEOUT} seconds (a day)")
     env = dict(os.environ)
     interpreter = options.interpreter(python) or _default_python(env)
     result = run_smoke(
