@@ -7,7 +7,6 @@ Docker itself cannot run on these machines: building the images is not tested he
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -20,11 +19,11 @@ import typer.main
 from caffedoc import docker
 from caffedoc.build.install import pin
 from caffedoc.build.plan import PTH_NAME
-from caffedoc.build.source import debian_mirror
 from caffedoc.cli import app
 from caffedoc.recipes import load_all
 from tests.conftest import REPO, caffedoc
 from tests.fixtures.envs import check_env
+from tests.fixtures.roots import PATH, copy_checkout, debootstrap, in_root, ok, reach_registries
 
 COMMITTED = REPO / "docker"
 RECIPES = load_all()
@@ -214,26 +213,9 @@ def test_the_docker_readme_names_every_image():
 # ---------------------------------------------------------------- the final stage, without Docker
 
 
-def _in_root(root: Path, command: str, *, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """Run a shell command chrooted into `root`, with a /proc of its own in a private mount
-    namespace: the mount ends with the command, nothing is left mounted under tmp."""
-    env = (
-        "env -i PATH=/opt/pycaffe/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    )
-    env += " HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive"
-    if os.environ.get("PIP_CERT"):
-        env += f" PIP_CERT={shlex.quote(os.environ['PIP_CERT'])}"
-    inner = f"mount -t proc proc {shlex.quote(str(root / 'proc'))} && exec chroot "
-    inner += f"{shlex.quote(str(root))} {env} sh -c {shlex.quote(command)}"
-    return subprocess.run(
-        ["unshare", "--mount", "--fork", "sh", "-c", inner],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def _ok(res: subprocess.CompletedProcess) -> str:
-    assert res.returncode == 0, f"{res.args}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout
+def in_root_here(root: Path, command: str, **kw) -> subprocess.CompletedProcess:
+    """As the image runs its commands: pycaffe's environment first on PATH."""
+    return in_root(root, command, path=f"{docker.PYCAFFE}/bin:{PATH}", **kw)
 
 
 @pytest.mark.caffe
@@ -242,42 +224,25 @@ def test_the_debian12_final_stage_works_from_what_it_holds(built_caffe, tmp_path
     final stage's own apt RUN with the runtime list derived from the Caffe built here, the
     installed prefix and pycaffe's environment copied in; then its caffedoc RUNs, chrooted.
     What differs from the image: caffedoc runs on Debian's Python, not uv's."""
-    if os.geteuid() != 0 or (distro.id(), distro.major_version()) != ("debian", "12"):
-        pytest.skip("needs root on Debian 12 (chroot into a Debian 12 root)")
-    if not shutil.which("debootstrap"):
-        pytest.skip("debootstrap is not installed (.ci/run installs it)")
+    if (distro.id(), distro.major_version()) != ("debian", "12"):
+        pytest.skip("needs Debian 12 (chroot into a Debian 12 root)")
     final = stages((COMMITTED / "debian12-cpu.Dockerfile").read_text())[-1]
-    root = tmp_path / "root"
-    boot = subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(root), debian_mirror()],
-        capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    _ok(boot)
+    root = debootstrap(tmp_path / "root")
     listed = caffedoc("docker", "--runtime-packages", str(built_caffe.prefix))
-    (root / docker.RUNTIME_LIST[1:]).write_text(_ok(listed))
+    (root / docker.RUNTIME_LIST[1:]).write_text(ok(listed))
     [apt_run] = [a for w, a in final if w == "RUN" and "apt-get install" in a]
-    _ok(_in_root(root, apt_run))
-    _ok(
-        _in_root(
+    ok(in_root_here(root, apt_run))
+    ok(
+        in_root_here(
             root,
             "apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv",
         )
     )
-    # Reach the registries from inside as this machine does (after apt, which may rewrite them).
-    for conf in ("/etc/resolv.conf", "/etc/pip.conf", os.environ.get("PIP_CERT", "")):
-        if conf and Path(conf).is_file():
-            (root / conf[1:]).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(conf, root / conf[1:])
+    reach_registries(root)
     # What the build stage makes and the final stage copies: the two environments, the prefix.
-    src = root / "src" / "caffedoc"
-    for name in ("pyproject.toml", "README.md"):
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, src / name)
-    for name in ("caffedoc", "recipes"):
-        shutil.copytree(REPO / name, src / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    copy_checkout(root / "src" / "caffedoc")
     shutil.copytree(built_caffe.prefix, root / docker.PREFIX[1:], symlinks=True)
-    _ok(_in_root(root, " && ".join([
+    ok(in_root_here(root, " && ".join([
         f"python3 -m venv {docker.TOOL}", f"{docker.TOOL}/bin/pip install -q /src/caffedoc",
         docker.LINK, f"python3 -m venv {docker.PYCAFFE}",
         f"{docker.PYCAFFE}/bin/pip install -q {' '.join(docker.PYCAFFE_PIP)}",
@@ -286,13 +251,13 @@ def test_the_debian12_final_stage_works_from_what_it_holds(built_caffe, tmp_path
     site = next((root / docker.PYCAFFE[1:] / "lib").glob("python3*/site-packages"))
     pin(site / PTH_NAME, Path(docker.PREFIX))  # as `caffedoc build` pins, to the image's path
 
-    nothing = _ok(_in_root(root, "command -v gcc c++ cmake; dpkg-query -W -f='${Package}\\n'"))
+    nothing = ok(in_root_here(root, "command -v gcc c++ cmake; dpkg-query -W -f='${Package}\\n'"))
     assert not [p for p in nothing.split() if p.endswith("-dev") or p.startswith("/")], nothing
     runs = [a for w, a in final if w == "RUN" and a.startswith("caffedoc ")]
     assert [r.split()[1] for r in runs] == ["check", "smoke"]
-    check = _ok(_in_root(root, runs[0] + " --strict", timeout=300))
+    check = ok(in_root_here(root, runs[0] + " --strict", timeout=300))
     assert "No problems found" in check
     assert f"imports {docker.PREFIX}/python/caffe (CPU build)" in check
-    smoke = _ok(_in_root(root, runs[1], timeout=300))
+    smoke = ok(in_root_here(root, runs[1], timeout=300))
     assert smoke.startswith("smoke: passed on cpu")
     shutil.rmtree(root)  # 1.3 GB; nothing is mounted there outside the command's namespace
