@@ -105,9 +105,10 @@ def _conf_line_fix(cuda: CudaFacts, directories: list[Path]) -> str:
     else:
         tee = ["sudo", "tee", str(confd / "caffedoc-cuda.conf")]
     add = cmd("printf", "%s\\n", *map(str, directories), PIPE, *tee, AND, *_ldconfig_command(cuda))
-    where = ", ".join(str(d) for d in directories)
+    # The evidence names the directories: prose here could hold a path's backtick.
+    them = "it" if len(directories) == 1 else "them"
     return (
-        f"Let the dynamic loader search {where}: {add}. "
+        f"Let the dynamic loader search {them}: {add}. "
         "LD_LIBRARY_PATH works for one shell only, not for services or other users."
     )
 
