@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from caffedoc import host
+from caffedoc import host, safefs
 from caffedoc.errors import CaffedocError
 
 RECORD = ".caffedoc-build.json"
@@ -115,13 +115,12 @@ def pin_line(python_dir: Path | str) -> str:
 
 
 def pin(pth: Path, prefix: Path) -> str:
-    """Put the prefix's python/ first on the interpreter's sys.path, via a .pth file."""
+    """Put the prefix's python/ first on the interpreter's sys.path, via a .pth file,
+    written as fix writes it (`safefs`: a fresh temporary, no link followed, the
+    site directory's owner)."""
     target = str(prefix / "python")
     try:
-        pth.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pth.with_name(pth.name + f".tmp-{os.getpid()}")
-        tmp.write_text(pin_line(target))
-        os.replace(tmp, pth)
+        safefs.write_file(pth, [pin_line(target).encode()], 0o644)
     except OSError as exc:
         raise CaffedocError(
             f"cannot write {pth}: {exc.strerror}: build for an interpreter you can write to "

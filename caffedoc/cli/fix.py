@@ -27,6 +27,10 @@ def fix(
     undo: Annotated[
         bool, typer.Option("--undo", help="Put back everything the last fix changed.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --undo: also over files changed since the fix."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Plan and result as JSON.")] = False,
 ) -> None:
     """Apply the known fix for each problem the check finds: plan, confirm, apply, re-check.
@@ -39,8 +43,10 @@ def fix(
     from caffedoc.fix.plan import FixContext
 
     env = dict(os.environ)
+    if force and not undo:
+        raise CaffedocError("--force goes with --undo only")
     if undo:
-        done = runner.undo_latest(env)
+        done = runner.undo_latest(env, force=force)
         if as_json:
             typer.echo(json.dumps({"undone": done.journal, "problems": done.problems}, indent=2))
         else:
@@ -50,11 +56,13 @@ def fix(
         raise CaffedocError(f"--only {only}: no such problem id (see `caffedoc check --json`)")
     check = options.check_context(python, caffe, env)
     ctx = FixContext(check=check, env=env)
-    outcome = runner.plan(ctx, only)
-    if not as_json:
-        typer.echo(render.render_plan(outcome))
-    if outcome.status == "planned" and (yes or (not as_json and sys.stdin.isatty())):
-        outcome = runner.apply(outcome, ctx, confirm=lambda: yes or _ask())
+    outcome = runner.fix(
+        ctx,
+        only,
+        wanted=yes or (not as_json and sys.stdin.isatty()),
+        show=lambda o: None if as_json else typer.echo(render.render_plan(o)),
+        confirm=lambda: yes or _ask(),
+    )
     if as_json:
         typer.echo(json.dumps(render.to_json(outcome), indent=2))
     elif outcome.status != "nothing-to-do":

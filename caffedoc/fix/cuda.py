@@ -2,11 +2,12 @@
 
 The durable fix is the loader's own configuration: the library directory in an
 ld.so.conf.d entry (or appended to ld.so.conf when it includes no such
-directory), then `ldconfig` to rebuild the cache. The cache file is preserved
-byte for byte before ldconfig rewrites it, and the soname links ldconfig may
-create in the library directories are removed on undo, so undo needs no second
-ldconfig run. The configuration and cache are the ones the check read
-(CAFFEDOC_LD_SO_CONF / CAFFEDOC_LD_SO_CACHE), so tests use private ones.
+directory), then `ldconfig` to rebuild the cache. Undo removes the entry and the
+soname links ldconfig made in the library directories, then runs ldconfig again:
+the cache is rebuilt from the configuration as it then is, never copied back (a
+copy would drop what apt or ldconfig added since). The configuration and cache
+are the ones the check read (CAFFEDOC_LD_SO_CONF / CAFFEDOC_LD_SO_CACHE), so tests
+use private ones.
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def library_path(facts: Facts, findings: list[Finding], ctx: FixContext) -> list
         return [manual(f, why) for f in findings]
     refresh = RunCommand(
         ldconfig_argv(cuda, ctx.env),
-        preserve=(cuda.ld_so_cache,),
+        regenerate=(cuda.ld_so_cache,),
         watch=tuple(uncovered + stale),
-        reverse=f"restore {cuda.ld_so_cache} and remove the links ldconfig made",
+        reverse=f"remove the links ldconfig made and run it again to rebuild {cuda.ld_so_cache}",
         timeout=120,
     )
     title = "; ".join(f.title for f in findings)

@@ -2,16 +2,20 @@
 
 Refusals happen before anything changes: a plan that needs root run by
 another user, a fix already running (the lock), an interrupted fix not yet
-undone. What was applied is one journal, undone as a whole.
+undone. The lock is held from planning to the end of apply, so a second fix
+cannot apply a plan the first made stale. What was applied is one journal,
+undone as a whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from caffedoc import host
 from caffedoc.check import Report, run_check
@@ -70,35 +74,70 @@ def plan(ctx: FixContext, only: str | None) -> Outcome:
     return Outcome("planned", report, actions)
 
 
-def apply(outcome: Outcome, ctx: FixContext, confirm: Callable[[], bool]) -> Outcome:
-    """Apply a planned outcome's automatic actions under the lock, then check again."""
-    steps = [s for a in outcome.actions if a.automatic for s in a.steps]
-    if outcome.status != "planned" or not steps:
-        return outcome
+def fix(
+    ctx: FixContext,
+    only: str | None,
+    wanted: bool,
+    show: Callable[[Outcome], None],
+    confirm: Callable[[], bool],
+) -> Outcome:
+    """Plan, `show` the plan, and when `wanted` (and confirmed) apply it, all under one
+    hold of the lock. A plan that changes nothing needs no lock: a user who may not
+    write the state directory is still shown the plan and the root commands."""
     root = journal.state_dir(ctx.env)
-    with journal.locked(root):
-        interrupted = journal.latest_pending(root)
-        if interrupted is not None and interrupted.status == "applying":
-            raise CaffedocError(
-                f"an interrupted fix (journal {interrupted.id}) was never finished: "
-                "run `caffedoc fix --undo` first",
-                1,
-            )
-        if not confirm():
-            outcome.status = "declined"
+    with contextlib.ExitStack() as held:
+        refused = None
+        if wanted:
+            try:
+                held.enter_context(journal.locked(root))
+            except CaffedocError as exc:
+                refused = exc
+        outcome = plan(ctx, only)
+        show(outcome)
+        if (
+            not wanted
+            or outcome.status != "planned"
+            or not any(a.automatic for a in outcome.actions)
+        ):
             return outcome
-        title = ", ".join(dict.fromkeys(a.problem_id for a in outcome.actions if a.automatic))
-        jr = journal.Journal.create(root, title)
-        outcome.journal = jr.id
-        try:
-            engine.apply_steps(steps, jr, ctx.env)
-        except engine.FixFailed as exc:
-            outcome.status = "rolled-back"
-            outcome.reason = f"{exc.step.describe()} failed: {exc.reason}"
-            outcome.problems = exc.problems
-            return outcome
+        if refused is not None:
+            raise refused
+        outcome = _apply(outcome, root, ctx, confirm)
+    if outcome.status == "applied":
+        outcome.after, outcome.reason = check_again(ctx)
+    return outcome
+
+
+def _apply(outcome: Outcome, root: Path, ctx: FixContext, confirm: Callable[[], bool]) -> Outcome:
+    """Apply a planned outcome's automatic actions; the caller holds the lock."""
+    steps = [s for a in outcome.actions if a.automatic for s in a.steps]
+    interrupted = journal.latest_pending(root)
+    if interrupted is not None and interrupted.status == "applying":
+        raise CaffedocError(
+            f"an interrupted fix (journal {interrupted.id}) was never finished: "
+            "run `caffedoc fix --undo` first",
+            1,
+        )
+    if not confirm():
+        outcome.status = "declined"
+        return outcome
+    title = ", ".join(dict.fromkeys(a.problem_id for a in outcome.actions if a.automatic))
+    jr = journal.Journal.create(root, title, [s.to_json() for s in steps])
+    outcome.journal = jr.id
+    try:
+        engine.apply_steps(steps, jr, ctx.env)
+    except engine.FixFailed as exc:
+        outcome.status = "rolled-back"
+        outcome.reason = f"{exc.step.describe()} failed: {exc.reason}"
+        outcome.problems = exc.problems
+        return outcome
+    except OSError as exc:
+        raise CaffedocError(
+            f"cannot update the fix journal {jr.dir}: {exc.strerror or exc}; "
+            "`caffedoc fix --undo` puts back what it recorded",
+            1,
+        ) from None
     outcome.status = "applied"
-    outcome.after, outcome.reason = check_again(ctx)
     return outcome
 
 
@@ -135,14 +174,28 @@ class Undone:
     problems: list[str]
 
 
-def undo_latest(env: dict[str, str]) -> Undone:
-    """Undo the most recent applied or interrupted fix, under the lock."""
+def undo_latest(env: dict[str, str], force: bool = False) -> Undone:
+    """Undo the most recent applied or interrupted fix, under the lock. Unless `force`,
+    nothing is changed when a file it touched was changed since."""
     root = journal.state_dir(env)
     with journal.locked(root):
         jr = journal.latest_pending(root)
         if jr is None:
             raise CaffedocError(f"nothing to undo (no applied fix in {root / 'journal'})", 1)
-        problems = engine.undo(jr)
+        try:
+            problems = engine.undo(jr, force=force)
+        except engine.ChangedSince as exc:
+            raise CaffedocError(_changed(jr, exc.changed), 1) from None
         if not problems:
             jr.finish("undone")
     return Undone(jr.id, jr.title, problems)
+
+
+def _changed(jr: journal.Journal, changed: list[engine.Changed]) -> str:
+    first = changed[0]
+    more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+    return (
+        f"{first.path}{more} changed after fix {jr.id}, so nothing was undone ({first.backup}): "
+        "keep the change and put back the rest by hand, or run `caffedoc fix --undo --force` "
+        "to put back everything as it was before the fix"
+    )

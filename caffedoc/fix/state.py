@@ -3,19 +3,22 @@
 A snapshot records, for each path, whether it was absent, a directory, a
 symlink (its target) or a file (its bytes, kept in a content-addressed blob
 store, plus mode, owner and modification time). Restoring writes each file to a
-temporary name beside it and renames it into place, so an interrupted restore
-never leaves a half-written file, and restoring the same snapshot twice is
-harmless: undo works whether or not the change it reverses had happened.
+fresh temporary beside it (`safefs`: no planted link is followed) and renames it
+into place, so an interrupted restore never leaves a half-written file, and
+restoring the same snapshot twice is harmless: undo works whether or not the
+change it reverses had happened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from caffedoc import safefs
 
 
 @dataclass(frozen=True)
@@ -46,22 +49,66 @@ class Blobs:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put(self, path: Path) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        dest = self.root / sha
-        if not dest.exists():
+    def put(self, path: Path, seen: os.stat_result | None = None) -> str:
+        """Store `path`'s contents; a link, or a file swapped since `seen`, is refused."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or (
+                seen is not None and (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino)
+            ):
+                raise OSError(f"{path} changed while caffedoc recorded it")
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = dest.with_name(sha + ".part")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dest)
+            tmp = self.root / f".part-{os.getpid()}"
+            digest = hashlib.sha256()
+            try:
+                with open(tmp, "wb") as out:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+        sha = digest.hexdigest()
+        os.replace(tmp, self.root / sha)
         return sha
 
     def path(self, sha: str) -> Path:
         return self.root / sha
+
+    def read(self, sha: str) -> Iterator[bytes]:
+        """The stored contents in chunks; a blob that no longer matches its name is refused
+        before its last chunk, so a restore from it is never renamed into place."""
+        digest = hashlib.sha256()
+        with open(self.path(sha), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+                yield chunk
+        if digest.hexdigest() != sha:
+            raise OSError(f"the backup {self.path(sha)} was changed since it was made")
+
+
+def digest(path: Path) -> str:
+    """What `path` holds now, in one string (kind and contents, not metadata): undo
+    compares it with what the fix left there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "absent"
+    if stat.S_ISLNK(st.st_mode):
+        return "link:" + os.readlink(path)
+    h = hashlib.sha256()
+    if stat.S_ISDIR(st.st_mode):
+        for name in sorted(os.listdir(path)):
+            h.update(f"{name}\0{digest(path / name)}\n".encode())
+        return "dir:" + h.hexdigest()
+    if not stat.S_ISREG(st.st_mode):
+        return "other"
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "file:" + h.hexdigest()
 
 
 def capture(path: Path, blobs: Blobs, within: Path | None = None) -> list[PathState]:
@@ -103,7 +150,7 @@ def _state(path: Path, st: os.stat_result, blobs: Blobs) -> PathState:
     if stat.S_ISDIR(st.st_mode):
         return PathState(kind="dir", **common)
     if stat.S_ISREG(st.st_mode):
-        return PathState(kind="file", sha256=blobs.put(path), **common)
+        return PathState(kind="file", sha256=blobs.put(path, st), **common)
     raise OSError(f"{path}: not a regular file, directory or symlink; caffedoc will not touch it")
 
 
@@ -111,7 +158,8 @@ def restore(states: list[PathState], blobs: Blobs) -> None:
     """Put every path back as recorded; the first state after any parents is the root.
 
     Anything now under a recorded directory that the snapshot does not hold is
-    removed, so the tree ends exactly as it was.
+    removed, so the tree ends exactly as it was. Every change goes through `safefs`:
+    no link is followed, files are renamed into place.
     """
     recorded = {s.path for s in states}
     root = next(s for s in states if s.kind != "parent")
@@ -121,57 +169,37 @@ def restore(states: list[PathState], blobs: Blobs) -> None:
         _restore_one(s, blobs)
     for s in reversed(states):  # directory times last: restoring children changes them
         if s.kind in ("dir", "parent"):
-            _set_meta(Path(s.path), s)
+            safefs.ensure_dir(Path(s.path), s.mode, (s.uid, s.gid), s.mtime_ns)
 
 
 def _remove_extras(root: Path, recorded: set[str]) -> None:
     for dirpath, dirnames, filenames in os.walk(root, topdown=True):
         for name in list(dirnames):
-            child = os.path.join(dirpath, name)
-            if child not in recorded:
-                remove(Path(child))
+            if os.path.join(dirpath, name) not in recorded:
                 dirnames.remove(name)
+                safefs.remove(Path(dirpath, name))
         for name in filenames:
-            child = os.path.join(dirpath, name)
-            if child not in recorded:
-                os.unlink(child)
-
-
-def remove(path: Path) -> None:
-    """Remove a file, link or whole tree; absent is fine."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        path.unlink()
+            if os.path.join(dirpath, name) not in recorded:
+                safefs.remove(Path(dirpath, name))
 
 
 def _restore_one(s: PathState, blobs: Blobs) -> None:
     path = Path(s.path)
     if s.kind == "absent":
-        remove(path)
+        safefs.remove(path)
         return
     if s.kind in ("dir", "parent"):
         if not path.is_dir() or path.is_symlink():
-            remove(path)
-            path.mkdir()
+            safefs.remove(path)
+            safefs.ensure_dir(path, s.mode, (s.uid, s.gid), s.mtime_ns)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.caffedoc-restore")
-    remove(tmp)
-    if s.kind == "symlink":
-        os.symlink(s.target or "", tmp)
-        if os.geteuid() == 0:
-            os.lchown(tmp, s.uid, s.gid)
-    else:
-        shutil.copyfile(blobs.path(s.sha256 or ""), tmp)
-        _set_meta(tmp, s)
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-
-
-def _set_meta(path: Path, s: PathState) -> None:
-    if os.geteuid() == 0:
-        os.chown(path, s.uid, s.gid)
-    os.chmod(path, s.mode)
-    os.utime(path, ns=(s.mtime_ns, s.mtime_ns))
+        safefs.remove(path)
+    if s.kind == "symlink":
+        safefs.symlink(path, s.target or "", owner=(s.uid, s.gid))
+    else:
+        chunks = blobs.read(s.sha256 or "")
+        safefs.write_file(
+            path, chunks, s.mode, temp=safefs.temp_name(path, "restore"),
+            owner=(s.uid, s.gid), mtime_ns=s.mtime_ns,
+        )  # fmt: skip

@@ -5,6 +5,8 @@ aside (never delete), run a command. Each says in one line what it will do
 (`describe`), what a person would type to do it by hand (`shell`), and whether
 this user may make the change (`needs_root`). `apply` first records how to put
 the paths it changes back, then changes them; it raises `StepFailed` with the reason.
+Files are written through `caffedoc.safefs`: the name of every temporary is journaled
+before it is made, so undo removes one a killed fix left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from caffedoc import host
+from caffedoc import host, safefs
 from caffedoc.fix import state
 from caffedoc.fix.journal import Journal
 
@@ -85,11 +87,8 @@ def current_user() -> str:
         return f"uid {os.geteuid()}"
 
 
-def _inherit_owner(path: Path) -> None:
-    """As root, give a new file its directory's owner (a user's venv stays theirs)."""
-    if os.geteuid() == 0:
-        st = path.parent.stat()
-        os.chown(path, st.st_uid, st.st_gid)
+def _failed(what: str, exc: OSError) -> StepFailed:
+    return StepFailed(f"{what}: {exc.strerror or exc}")
 
 
 @dataclass(frozen=True)
@@ -120,15 +119,12 @@ class WriteFile:
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, [self.path])
+        tmp = safefs.temp_name(self.path)
+        journal.record({"type": "temp", "path": str(tmp)})
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.caffedoc-new")
-            tmp.write_text(self.content, encoding="utf-8")
-            os.chmod(tmp, self.mode)
-            _inherit_owner(tmp)
-            os.replace(tmp, self.path)
+            safefs.write_file(self.path, [self.content.encode()], self.mode, temp=tmp)
         except OSError as exc:
-            raise StepFailed(f"cannot write {self.path}: {exc.strerror}") from None
+            raise _failed(f"cannot write {self.path}", exc) from None
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "path": str(self.path), "content": self.content}
@@ -157,12 +153,9 @@ class AppendLine:
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, [self.path])
         try:
-            old = self.path.read_bytes() if self.path.exists() else b""
-            sep = b"" if not old or old.endswith(b"\n") else b"\n"
-            with open(self.path, "ab") as fh:
-                fh.write(sep + self.line.encode() + b"\n")
+            safefs.append_line(self.path, self.line.encode() + b"\n")
         except OSError as exc:
-            raise StepFailed(f"cannot append to {self.path}: {exc.strerror}") from None
+            raise _failed(f"cannot append to {self.path}", exc) from None
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "path": str(self.path), "line": self.line}
@@ -195,9 +188,9 @@ class MoveAside:
             raise StepFailed(f"cannot move {self.path} aside: {self.dest} already exists")
         journal.record({"type": "moved", "src": str(self.path), "dst": str(self.dest)})
         try:
-            os.rename(self.path, self.dest)
+            safefs.rename(self.path, self.dest)
         except OSError as exc:
-            raise StepFailed(f"cannot move {self.path} aside: {exc.strerror}") from None
+            raise _failed(f"cannot move {self.path} aside", exc) from None
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "path": str(self.path), "dest": str(self.dest)}
@@ -208,7 +201,9 @@ class RunCommand:
     """Run a command whose effects on disk are known in advance.
 
     `preserve` are the files and trees it may change: recorded in full before it
-    runs, put back exactly on undo. `watch` are directories where it may create
+    runs, put back exactly on undo. `regenerate` are files it rebuilds from
+    configuration (a linker cache): not copied back, but rebuilt by running it again
+    once everything else is undone, if they changed. `watch` are directories where it may create
     entries (a site-packages, a library directory): undo removes what it added.
     `reverse` says in words how undo reverses it, for the plan. `owner` is the
     uid owning what it changes: root runs it as that user (through setpriv), so a
@@ -217,6 +212,7 @@ class RunCommand:
 
     argv: tuple[str, ...]
     preserve: tuple[Path, ...] = ()
+    regenerate: tuple[Path, ...] = ()
     watch: tuple[Path, ...] = ()
     reverse: str = ""
     timeout: float = 600.0
@@ -244,7 +240,8 @@ class RunCommand:
         return f"{sudo}{assigns} {shlex.join(self.argv)}".replace("  ", " ")
 
     def needs_root(self) -> bool:
-        return not all(map(can_write, self.preserve)) or not all(map(can_write_in, self.watch))
+        changed = (*self.preserve, *self.regenerate)
+        return not all(map(can_write, changed)) or not all(map(can_write_in, self.watch))
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         snapshot(journal, list(self.preserve), within=self.watch)
@@ -255,13 +252,17 @@ class RunCommand:
                 "created": None,
             }
         )
-        argv, env = self.argv, {**env, **self.env}
+        argv, extra = self.argv, dict(self.env)
         become = self._become()
         if become is not None:
             ids = [f"--reuid={become.pw_uid}", f"--regid={become.pw_gid}", "--init-groups"]
             argv = ("setpriv", *ids, "--", *argv)
-            env.update(HOME=become.pw_dir, USER=become.pw_name, LOGNAME=become.pw_name)
-        res = host.run(argv, timeout=self.timeout, env=env)
+            extra.update(HOME=become.pw_dir, USER=become.pw_name, LOGNAME=become.pw_name)
+        if self.regenerate:
+            before = {str(p): state.digest(p) for p in self.regenerate}
+            journal.record({"type": "regenerate", "argv": list(argv), "env": extra,
+                            "timeout": self.timeout, "before": before})  # fmt: skip
+        res = host.run(argv, timeout=self.timeout, env={**env, **extra})
         rec["created"] = created(rec["dirs"])
         journal.save()
         if not res.ok:
