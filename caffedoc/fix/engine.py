@@ -55,7 +55,7 @@ def apply_steps(steps: Sequence[Step], journal: Journal, env: Mapping[str, str])
     for step in steps:
         try:
             step.apply(journal, env)
-            paths = {p for rec in journal.records for p in _touched(rec)}
+            paths = dict.fromkeys(p for rec in journal.records for p in _touched(rec))
             journal.record({"type": "after", "paths": {p: state.digest(Path(p)) for p in paths}})
         except (StepFailed, OSError) as exc:
             problems = undo(journal, force=True)
