@@ -40,14 +40,22 @@ def _summarize(f: SystemFacts) -> list[str]:
     ]
 
 
+def _os() -> distro.LinuxDistribution:
+    """The distribution from /etc/os-release and its kin, read as files: `distro` would
+    otherwise run `lsb_release` and `uname` from PATH, unbounded, and a hung one (or a
+    user's planted one) would hang the check."""
+    return distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
+
+
 @probe("system", _summarize)
 def gather(ctx: Context) -> SystemFacts:
     mem = psutil.virtual_memory()
+    os_info = _os()
     return SystemFacts(
-        os_id=distro.id(),
-        os_version=distro.version(),
-        os_codename=distro.codename(),
-        os_name=distro.name(pretty=True),
+        os_id=os_info.id(),
+        os_version=os_info.version(),
+        os_codename=os_info.codename(),
+        os_name=os_info.name(pretty=True),
         machine=platform.machine(),
         kernel=platform.release(),
         cores=psutil.cpu_count() or 1,
