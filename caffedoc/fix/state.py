@@ -98,8 +98,8 @@ def digest(path: Path) -> str:
     if stat.S_ISLNK(st.st_mode):
         return "link:" + os.readlink(path)
     h = hashlib.sha256()
-    if stat.S_ISDIR(st.st_mode):
-        for name in sorted(os.listdir(path)):
+    if stat.S_ISDIR(st.st_mode):  # an interpreter's own byte-code cache is no one's work
+        for name in sorted(set(os.listdir(path)) - {"__pycache__"}):
             h.update(f"{name}\0{digest(path / name)}\n".encode())
         return "dir:" + h.hexdigest()
     if not stat.S_ISREG(st.st_mode):
