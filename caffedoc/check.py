@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from caffedoc import __version__, detect, probes
+from caffedoc import __version__, detect, knowledge, probes
 from caffedoc.findings import Finding, overall
 from caffedoc.probes import Context, Facts
 
@@ -22,10 +22,17 @@ class Report:
     def exit_code(self) -> int:
         return 1 if self.status == "error" else 0
 
+    @property
+    def not_examined(self) -> list[str]:
+        """The areas a probe could not examine, in report order (each is an error)."""
+        failed = {f.area for f in self.findings if f.id == "probe-failed"}
+        return [a for a in knowledge.AREAS if a in failed]
+
     def to_json(self) -> dict:
         return {
             "caffedoc": __version__,
             "status": self.status,
+            "not_examined": self.not_examined,
             "facts": self.facts.to_json(),
             "findings": [f.to_json() for f in self.findings],
         }

@@ -19,7 +19,12 @@ AREA_TITLES = {
 }
 
 
-def _area_mark(findings: list[Finding]) -> str:
+NOT_EXAMINED = "?"  # neither ✓ nor ✗: nobody knows
+
+
+def _area_mark(area: str, report: Report, findings: list[Finding]) -> str:
+    if area in report.not_examined:
+        return NOT_EXAMINED
     worst = max(findings, key=lambda f: f.severity.rank, default=None)
     return "✓" if worst is None or worst.severity is Severity.INFO else MARK[worst.severity]
 
@@ -51,18 +56,27 @@ def render_text(report: Report) -> str:
     ]
     for area in areas:
         mine = [f for f in report.findings if f.area == area]
-        lines.append(f"[{_area_mark(mine)}] {AREA_TITLES[area]}")
+        lines.append(f"[{_area_mark(area, report, mine)}] {AREA_TITLES[area]}")
         lines += [f"    {s}" for s in probes.summary(area, report.facts)]
         for f in mine:
             lines += render_finding(f)
+    lines += ["", _verdict(report)]
+    return "\n".join(lines)
+
+
+def _verdict(report: Report) -> str:
+    """The last line: never "no problems" or "0 error(s)" over an area nobody examined."""
     counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
-    lines.append("")
+    unexamined = report.not_examined
+    if unexamined:
+        return (
+            f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s); "
+            f"not examined: {', '.join(unexamined)}."
+        )
     if report.status == "ok":
-        lines.append(
+        return (
             "No problems found."
             if not report.findings
             else f"No problems found ({counts[Severity.INFO]} notes)."
         )
-    else:
-        lines.append(f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s).")
-    return "\n".join(lines)
+    return f"{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s)."

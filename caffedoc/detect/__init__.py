@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity
@@ -50,17 +51,21 @@ def finding(problem_id: str, hit: Hit) -> Finding:
     )
 
 
+def not_examined(area: str, why: str, detail: str | None = None) -> Finding:
+    """An area that could not be examined: an error, shown in that area, since a
+    report that stays green there would claim what nobody checked."""
+    found = finding("probe-failed", Hit(Severity.ERROR, (why,), detail=detail or area))
+    return replace(found, area=area)
+
+
 def evaluate(facts: Facts) -> list[Finding]:
     """Every finding on this machine, worst first, failed probes included."""
-    out = [
-        finding("probe-failed", Hit(Severity.WARNING, (why,), detail=area))
-        for area, why in sorted(facts.failures.items())
-    ]
+    out = [not_examined(area, why) for area, why in sorted(facts.failures.items())]
     for pid, detector in load_all().items():
         try:
             out.extend(finding(pid, hit) for hit in detector(facts))
         except Exception as exc:  # a broken rule must not hide the others
             why = f"the {pid} rule crashed on these facts: {type(exc).__name__}: {exc}"
-            out.append(finding("probe-failed", Hit(Severity.WARNING, (why,), detail=pid)))
+            out.append(not_examined(knowledge.get(pid).area, why, detail=pid))
     out.sort(key=lambda f: (-f.severity.rank, f.area, f.id))
     return out

@@ -31,9 +31,6 @@ def _clash(run: ImportRun) -> str | None:
 
 
 def _how(run: ImportRun) -> str:
-    if run.timed_out:
-        where = f" in `import {run.died_in}`" if run.died_in else ""
-        return f"`{run.statement}` hung{where} ({run.ended})"
     if run.crashed_at_exit:
         return f"`{run.statement}` imported both, then crashed at exit ({run.signal})"
     return f"`{run.statement}` died in `import {run.died_in or '?'}` ({run.signal})"
@@ -86,7 +83,8 @@ def runtime_crash(facts: Facts) -> Iterator[Hit]:
     cores = _loaded(o, "libopencv_core")
     for run in o.runs:
         # A pair not tried (cv2 not installed) leaves caffe's own crash to caffe-import-crash.
-        if run.skipped or not run.crashed or _clash(run):
+        # A child that never ran its script is the interpreter's failure (probe-failed).
+        if run.skipped or not run.started or not run.crashed or _clash(run):
             continue
         evidence = [_how(run), *_stderr(run)]
         if len({p.rsplit("/", 1)[0] for p in cores}) > 1:

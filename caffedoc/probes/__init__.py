@@ -3,7 +3,10 @@
 One module per subject registers a probe with `@probe(area)`. A probe takes the
 `Context` (what to look at) and returns a dataclass of facts. `gather` runs every
 probe concurrently: a probe that raises or outlives its deadline becomes a
-recorded failure, never an exception.
+recorded failure, never an exception. So does a probe whose facts say it could
+not examine its subject (its `unexamined` hook: a target that is not a Python,
+an interpreter that hung), and the areas whose subject is the target interpreter
+are not examined when it was not: a report never shows them as healthy.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any
 
 # The subjects, in report order; each is a module of this package.
 MODULES = ("system", "python", "protobuf", "caffe", "cuda", "opencv")
+# The areas that examine what the target interpreter sees and imports.
+TARGET_AREAS = ("python", "protobuf", "caffe", "opencv")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Probe:
     area: str
     gather: Callable[[Context], Any]
     summarize: Callable[[Any], list[str]]
+    unexamined: Callable[[Any], str | None]  # why its facts examined nothing, if so
 
 
 @dataclass
@@ -62,11 +68,18 @@ class Facts:
 REGISTRY: dict[str, Probe] = {}
 
 
-def probe(area: str, summarize: Callable[[Any], list[str]] | None = None):
-    """Register a probe function for `area`."""
+def probe(
+    area: str,
+    summarize: Callable[[Any], list[str]] | None = None,
+    unexamined: Callable[[Any], str | None] | None = None,
+):
+    """Register a probe function for `area`; `unexamined` reads its facts and says why
+    they examined nothing (the subject could not be run), or None."""
 
     def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
-        REGISTRY[area] = Probe(area, fn, summarize or (lambda _facts: []))
+        REGISTRY[area] = Probe(
+            area, fn, summarize or (lambda _facts: []), unexamined or (lambda _facts: None)
+        )
         return fn
 
     return register
@@ -100,7 +113,21 @@ def gather(ctx: Context, deadline: float = 60.0) -> Facts:
         area = futures[fut]
         facts.failures[area] = f"the {area} probe did not finish in {deadline:.0f} s"
     pool.shutdown(wait=False, cancel_futures=True)
+    _not_examined(facts, probes)
     return facts
+
+
+def _not_examined(facts: Facts, probes: Mapping[str, Probe]) -> None:
+    """Record as failures the areas that gathered facts yet examined nothing."""
+    for area, data in facts.areas.items():
+        why = probes[area].unexamined(data)
+        if why and area not in facts.failures:
+            facts.failures[area] = why
+    if "python" in facts.failures:
+        for area in TARGET_AREAS:
+            facts.failures.setdefault(
+                area, "not examined: it needs the target interpreter, which could not be examined"
+            )
 
 
 def summary(area: str, facts: Facts) -> list[str]:

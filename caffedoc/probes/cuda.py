@@ -427,7 +427,8 @@ def _ask(ctx: Context, kind: str, path: Path) -> tuple[dict, str | None]:
 
     def ask() -> tuple[dict, str | None]:
         script = (SCRIPTS / "ask_cuda_library.py").read_text(encoding="utf-8")
-        argv = [sys.executable, "-c", script, kind, path]
+        # -I: caffedoc's own interpreter, without a user's PYTHONPATH or sitecustomize.
+        argv = [sys.executable, "-I", "-c", script, kind, path]
         res = host.run(argv, timeout=ctx.timeout, env=ctx.env)
         ended = res.describe().replace(script, "<caffedoc/probes/scripts/ask_cuda_library.py>")
         if res.ok:

@@ -29,6 +29,7 @@ class ImportRun:
     imported: tuple[str, ...]  # modules that imported
     import_errors: dict[str, str]  # module → "ModuleNotFoundError: No module named 'cv2'"
     died_in: str | None  # the module whose import was under way when the process died
+    started: bool  # the child reported anything: the interpreter ran the script
     finished: bool  # every import was attempted and reported
     skipped: bool  # the pair not tried: a module is not installed (a leading caffe still is)
     ended: str  # host.Result.describe(): exit status, signal or timeout
@@ -44,7 +45,8 @@ class ImportRun:
 
     @property
     def crashed(self) -> bool:
-        return self.signal is not None or self.timed_out
+        """It died of a signal: a hang is the interpreter's, named by `unexamined`."""
+        return self.signal is not None
 
     @property
     def crashed_at_exit(self) -> bool:
@@ -111,6 +113,7 @@ def _run(child: ImportChild) -> ImportRun:
         imported=imported,
         import_errors=errors,
         died_in=died_in,
+        started=bool(child.steps),
         finished=finished,
         skipped=bool(child.named("absent")),
         ended=child.ended,
@@ -135,10 +138,12 @@ def _summarize(f: OpencvFacts) -> list[str]:
     for run in f.runs:
         if run.skipped:
             how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"
+        elif not run.started or run.timed_out:
+            how = _failed(run)
         elif run.crashed_at_exit:
             how = f"crashed at exit ({run.signal})"
         elif run.crashed:
-            how = f"died in import {run.died_in} ({run.signal or 'timed out'})"
+            how = f"died in import {run.died_in} ({run.signal})"
             said = [ln for ln in run.stderr_tail if "ERROR" in ln or "FATAL" in ln]
             how += f": {said[0].split('] ', 1)[-1].strip()}" if said else ""
         elif not run.finished:
@@ -152,7 +157,24 @@ def _summarize(f: OpencvFacts) -> list[str]:
     return lines
 
 
-@probe("opencv", _summarize)
+def _failed(run: ImportRun) -> str:
+    """How a child that hung, or never ran its script, ended."""
+    if not run.started:
+        return f"did not run: {run.ended}"
+    return f"hung in `import {run.died_in}`: {run.ended}" if run.died_in else run.ended
+
+
+def _unexamined(f: OpencvFacts) -> str | None:
+    """A child that hung or never ran its script tells nothing of OpenCV beside Caffe."""
+    said = [
+        f"`{r.statement}`: {_failed(r)}"
+        for r in f.runs
+        if not r.skipped and (not r.started or r.timed_out)
+    ]
+    return "; ".join(said) or None
+
+
+@probe("opencv", _summarize, _unexamined)
 def gather(ctx: Context) -> OpencvFacts:
     start_imports(ctx)
     children = [imports(ctx, order) for order in IMPORT_ORDERS]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import pwd
 import re
 import threading
 import weakref
@@ -129,6 +130,17 @@ class ImportAttempt:
 
 
 @dataclass(frozen=True)
+class CodeRun:
+    """An interpreter whose code (its start-up, sitecustomize and .pth files, the modules
+    imported) a check runs, and the account it runs as."""
+
+    python: str
+    what: str  # "sys.path, import caffe, cv2"
+    user: str
+    note: str | None = None  # why not as the interpreter's owner, when it should have been
+
+
+@dataclass(frozen=True)
 class PythonFacts:
     target: Interpreter
     commands: tuple[Command, ...]
@@ -136,6 +148,7 @@ class PythonFacts:
     pyenv_root: str | None = None
     pyenv_version: tuple[str, ...] = ()
     virtual_env: str | None = None
+    runs_code: tuple[CodeRun, ...] = ()
 
 
 # --- once per context --------------------------------------------------------------
@@ -222,18 +235,57 @@ def _ended(res: host.Result, script: str, name: str) -> str:
     return res.describe().replace(script, f"<caffedoc/probes/scripts/{name}>")
 
 
-def _introspect(python: str, ctx: Context) -> Interpreter:
-    script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
-    res = host.run([executable(python, ctx.env), "-c", script], timeout=ctx.timeout, env=ctx.env)
-    if not res.ok:
-        why = _ended(res, script, "introspect.py")
-        tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
-        return Interpreter(python, error=f"{why}: {tail[0]}" if tail else why)
+def _account(python: str) -> tuple[pwd.struct_passwd | None, str, str | None]:
+    """Whom `python`'s code runs as: (the user to pass to host.run, their name, why not
+    as the interpreter's owner). Under root, an interpreter (or venv) owned by someone
+    else runs as them, so their sitecustomize never runs as root."""
+    owner = host.code_owner(python)
+    if owner is None:
+        return None, _me(), None
+    if host.can_switch_user():
+        return owner, owner.pw_name, None
+    return None, _me(), f"not as its owner {owner.pw_name}: setpriv is not installed"
+
+
+def _me() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def run_python(
+    ctx: Context, python: str, args: list[str], env: Mapping[str, str] | None = None
+) -> host.Result:
+    """Run the interpreter `python` (shims followed) with `args`, as its owner under root."""
+    exe = executable(python, ctx.env)
+    user = _account(exe)[0]
+    return host.run(
+        [exe, *args], timeout=ctx.timeout, env=ctx.env if env is None else env, user=user
+    )
+
+
+def _report(res: host.Result) -> dict[str, Any] | None:
+    """introspect.py's report: the JSON object on its last line of output."""
     try:
         info = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        ended = _ended(res, script, "introspect.py")
-        return Interpreter(python, error=f"{ended} but printed no report")
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _introspect(python: str, ctx: Context) -> Interpreter:
+    script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
+    res = run_python(ctx, python, ["-c", script])
+    ended = _ended(res, script, "introspect.py")
+    if not res.ok:
+        tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
+        return Interpreter(python, error=f"{ended}: {tail[0]}" if tail else ended)
+    info = _report(res)
+    if info is None:
+        said = (res.stdout.strip().splitlines() or [""])[-1][:80]
+        printed = f"printed {said!r}" if said else "printed nothing"
+        return Interpreter(python, error=f"not a Python interpreter: {ended} and {printed}")
     pk = info.get("packages", {})
     return Interpreter(
         path=python,
@@ -299,9 +351,7 @@ ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
-    exe = executable(str(ctx.python), ctx.env)
-    env = {**ONE_THREAD, **ctx.env}
-    res = host.run([exe, "-c", script, *order], timeout=ctx.timeout, env=env)
+    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
     steps = []
     for line in res.stdout.splitlines():
         if line.startswith(MARK):
@@ -554,7 +604,21 @@ def _summarize(f: PythonFacts) -> list[str]:
     broken = [c for c in f.commands if c.broken]
     if broken:
         lines.append(f"{len(broken)} python/pip command(s) cannot run")
+    for r in f.runs_code:
+        note = f" ({r.note})" if r.note else ""
+        lines.append(f"runs code of: {r.python} ({r.what}) as {r.user}{note}")
     return lines
+
+
+def _code_runs(ctx: Context, asked: list[str]) -> tuple[CodeRun, ...]:
+    """Every interpreter this check runs, what it runs there, and as whom."""
+    imports = ", ".join(IMPORT_ORDERS[0])
+    out = []
+    for p in asked:
+        what = "sys.path" + (f"; import {imports}" if p == str(ctx.python) else "")
+        _user, name, note = _account(executable(p, ctx.env))
+        out.append(CodeRun(p, what, name, note))
+    return tuple(out)
 
 
 def _same_interpreter(path: str) -> tuple[str, str]:
@@ -571,10 +635,20 @@ def _renamed(interp: Interpreter, path: str) -> Interpreter:
     return replace(interp, path=path, executable=executable)
 
 
+def _named_python(path: str) -> bool:
+    return os.path.basename(os.path.realpath(path)).startswith(("python", "pypy"))
+
+
 def _gather(ctx: Context) -> PythonFacts:
     start_imports(ctx)
     commands, (root, versions) = find_commands(ctx.env)
-    others = {c.runs for c in commands if c.first_on_path and c.runs and not c.broken}
+    # Only what is a Python by its name: a `python3` script's `#!/bin/sh` is no interpreter
+    # to hand Python code to.
+    others = {
+        c.runs
+        for c in commands
+        if c.first_on_path and c.runs and not c.broken and _named_python(c.runs)
+    }
     wanted = [str(ctx.python), *sorted(others - {str(ctx.python)})]
     # python, python3 and python3.11 beside each other are one interpreter: ask it once.
     first: dict[tuple[str, str], str] = {}
@@ -591,10 +665,19 @@ def _gather(ctx: Context) -> PythonFacts:
         pyenv_root=root or None,
         pyenv_version=versions,
         virtual_env=ctx.env.get("VIRTUAL_ENV"),
+        runs_code=_code_runs(ctx, asked),
     )
 
 
-@probe("python", _summarize)
+def _unexamined(f: PythonFacts) -> str | None:
+    return (
+        f"the target {f.target.path} could not be examined: {f.target.error}"
+        if f.target.error
+        else None
+    )
+
+
+@probe("python", _summarize, _unexamined)
 def gather(ctx: Context) -> PythonFacts:
     """The python area's facts, once per context (the protobuf probe reads them too)."""
     return once(ctx, ("python",), lambda: _gather(ctx))
