@@ -36,7 +36,8 @@ def _interpreter(path: Path) -> Path:
         raise CaffedocError(f"--python {path}: no such file")
     if not os.access(candidate, os.X_OK):
         raise CaffedocError(f"--python {path}: not executable")
-    res = host.run([candidate, "-c", "import sys; print(sys.hexversion)"], timeout=15)
+    owner = host.code_owner(candidate) if host.can_switch_user() else None  # not as root
+    res = host.run([candidate, "-c", "import sys; print(sys.hexversion)"], timeout=15, user=owner)
     if not res.ok or not res.stdout.strip().isdigit():
         raise CaffedocError(f"--python {path}: not a Python interpreter ({res.describe()})")
     return Path(os.path.abspath(candidate))
