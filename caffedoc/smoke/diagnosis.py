@@ -15,7 +15,7 @@ from pathlib import Path
 from caffedoc import host, knowledge
 from caffedoc.detect import finding
 from caffedoc.findings import Finding, Hit, Severity
-from caffedoc.shellwords import AND, cmd
+from caffedoc.shellwords import AND, cmd, join
 from caffedoc.smoke.runner import ChildReport
 
 # The piece of `import caffe` that failed → the problem it points to.
@@ -65,7 +65,7 @@ def diagnose(res: host.Result, report: ChildReport, python: Path) -> Finding:
     if fail.get("message"):
         evidence.append(fail["message"])
     evidence += [f"log: {line}" for line in report.log.splitlines()[-LOG_TAIL:]]
-    fix = knowledge.get("smoke-failed").fix.replace("--python PY", f"--python {python}")
+    fix = knowledge.get("smoke-failed").fix.replace("--python PY", f"--python {join(python)}")
     return finding("smoke-failed", Hit(Severity.ERROR, tuple(evidence), fix=fix))
 
 
