@@ -259,6 +259,8 @@ def _drain(
                     key.data.add(chunk)
                 else:
                     _close(sel, key.fileobj)
+        for key in list(sel.get_map().values()):  # a stdin it never read: give it its EOF
+            _close(sel, key.fileobj)
     return True
 
 
