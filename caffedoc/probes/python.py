@@ -135,7 +135,7 @@ class CodeRun:
     imported) a check runs, and the account it runs as."""
 
     python: str
-    what: str  # "sys.path, import caffe, cv2"
+    what: str  # "sys.path; import caffe, cv2"
     user: str
     note: str | None = None  # why not as the interpreter's owner, when it should have been
 
@@ -254,7 +254,7 @@ def _me() -> str:
         return f"uid {os.geteuid()}"
 
 
-def run_python(
+def _run_python(
     ctx: Context, python: str, args: list[str], env: Mapping[str, str] | None = None
 ) -> host.Result:
     """Run the interpreter `python` (shims followed) with `args`, as its owner under root."""
@@ -276,7 +276,7 @@ def _report(res: host.Result) -> dict[str, Any] | None:
 
 def _introspect(python: str, ctx: Context) -> Interpreter:
     script = (SCRIPTS / "introspect.py").read_text(encoding="utf-8")
-    res = run_python(ctx, python, ["-c", script])
+    res = _run_python(ctx, python, ["-c", script])
     ended = _ended(res, script, "introspect.py")
     if not res.ok:
         tail = res.stderr.strip().splitlines()[-1:] if res.stderr.strip() else []
@@ -351,7 +351,7 @@ ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
-    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
+    res = _run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
     steps = []
     for line in res.stdout.splitlines():
         if line.startswith(MARK):
@@ -670,6 +670,7 @@ def _gather(ctx: Context) -> PythonFacts:
 
 
 def _unexamined(f: PythonFacts) -> str | None:
+    """A target that could not be run (hung, crashed, not a Python) leaves the area unseen."""
     return (
         f"the target {f.target.path} could not be examined: {f.target.error}"
         if f.target.error
