@@ -21,7 +21,7 @@ import pytest
 from caffedoc.build.install import PTH_NAME, pin, pin_line
 from caffedoc.fix import engine, journal
 from caffedoc.fix.steps import AppendLine, MoveAside, WriteFile
-from tests.conftest import REPO
+from tests.conftest import REPO, caffedoc
 from tests.fixtures.users import digests, root_files, user_tmp
 from tests.test_fix_core import fingerprint, fix_cli
 
@@ -354,11 +354,18 @@ def test_kill_before_rename_leaves_no_temporary_after_undo(tmp_path):
         f"an interrupted fix (journal {jdir}: killed, started {journal.Journal.load(jdir).created})"
         " was never finished: run `caffedoc fix --undo` to put back what it changed"
     )
+    checked = caffedoc("check", "--json", env=env)
+    assert checked.returncode == 1, checked.stderr
+    [found] = [f for f in json.loads(checked.stdout)["findings"] if f["id"] == "fix-interrupted"]
+    assert (found["severity"], found["area"]) == ("error", "system")
+    assert found["evidence"] == [journal.interrupted_fix(env)]
 
     res = fix_cli("--undo", env=env)
     assert res.returncode == 0, res.stderr
     assert fingerprint(site) == listing
     assert journal.interrupted_fix(env) is None
+    again = json.loads(caffedoc("check", "--json", env=env).stdout)
+    assert "fix-interrupted" not in {f["id"] for f in again["findings"]}
 
 
 def locked_by(path: Path, pid: int) -> bool:

@@ -16,12 +16,11 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-import distro
-
 from caffedoc import host
 from caffedoc.build import paths, source
 from caffedoc.build.steps import Log, StepError
 from caffedoc.errors import CaffedocError
+from caffedoc.probes.system import os_release
 
 HEADER = Path("/usr/include/google/protobuf/stubs/common.h")
 
@@ -55,10 +54,10 @@ def check_possible(version: str) -> None:
             f"--static-protobuf: the recipe wants protobuf {version} but the headers are {have}; "
             "the static library must match the headers Caffe compiles against"
         )
-    if distro.id() != "debian" and not library(have).is_file():
+    if os_release().id() != "debian" and not library(have).is_file():
         raise CaffedocError(
             "--static-protobuf builds protobuf from Debian's source package; "
-            f"on {distro.name()} it is not available (no PIC libprotobuf {have} cached)"
+            f"on {os_release().name()} it is not available (no PIC libprotobuf {have} cached)"
         )
 
 
@@ -76,7 +75,7 @@ def pic_protobuf(
     tarball = paths.sources_dir() / f"protobuf_{version}.orig.tar.gz"
     if not tarball.is_file():
         source.apt_source(
-            "protobuf", distro.codename() or "bookworm", tarball.name, tarball, log.path
+            "protobuf", os_release().codename() or "bookworm", tarball.name, tarball, log.path
         )
     src = work / "src"
     source.extract(tarball, src)

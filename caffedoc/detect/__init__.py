@@ -16,7 +16,7 @@ from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
 
-MODULES = ("python", "protobuf", "caffe", "cuda", "opencv")
+MODULES = ("system", "python", "protobuf", "caffe", "cuda", "opencv")
 
 Detector = Callable[[Facts], Iterable[Hit]]
 REGISTRY: dict[str, Detector] = {}

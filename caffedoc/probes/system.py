@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import distro
 import psutil
 
 from caffedoc import host
+from caffedoc.fix import journal
 from caffedoc.probes import Context, probe
 
 
@@ -27,6 +29,7 @@ class SystemFacts:
     compiler: str | None  # first line of `c++ --version`
     cmake: str | None
     is_root: bool
+    interrupted_fix: str | None = None  # a `caffedoc fix` left half-done, in one line
 
 
 def _first_line(result: host.Result) -> str | None:
@@ -40,7 +43,8 @@ def _summarize(f: SystemFacts) -> list[str]:
     ]
 
 
-def _os() -> distro.LinuxDistribution:
+@functools.cache
+def os_release() -> distro.LinuxDistribution:
     """The distribution from /etc/os-release and its kin, read as files: `distro` would
     otherwise run `lsb_release` and `uname` from PATH, unbounded, and a hung one (or a
     user's planted one) would hang the check."""
@@ -50,7 +54,7 @@ def _os() -> distro.LinuxDistribution:
 @probe("system", _summarize)
 def gather(ctx: Context) -> SystemFacts:
     mem = psutil.virtual_memory()
-    os_info = _os()
+    os_info = os_release()
     return SystemFacts(
         os_id=os_info.id(),
         os_version=os_info.version(),
@@ -64,4 +68,5 @@ def gather(ctx: Context) -> SystemFacts:
         compiler=_first_line(host.run(["c++", "--version"], timeout=ctx.timeout, env=ctx.env)),
         cmake=_first_line(host.run(["cmake", "--version"], timeout=ctx.timeout, env=ctx.env)),
         is_root=os.geteuid() == 0,
+        interrupted_fix=journal.interrupted_fix(ctx.env),
     )
