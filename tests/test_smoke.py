@@ -33,6 +33,7 @@ JSON_KEYS = {
     "loss_end",
     "test_accuracy",
     "seconds",
+    "user",
     "finding",
 }
 

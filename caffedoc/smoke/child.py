@@ -348,9 +348,9 @@ def main(workdir, mode, device):
 
 
 if __name__ == "__main__":
-    here = os.path.dirname(os.path.abspath(__file__))
-    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
-        del sys.path[0]  # run by path: this folder is not a place to import from
+    # Run by path or as `-c` source: neither this script's folder nor the scratch
+    # folder (the working directory) is a place to import caffe from.
+    del sys.path[0]
     if len(sys.argv) != 4 or sys.argv[2] not in ("auto", "cpu", "gpu"):
         sys.stderr.write(__doc__.strip().splitlines()[-1] + "\n")
         sys.exit(2)

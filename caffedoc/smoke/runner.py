@@ -7,6 +7,7 @@ crash or hang of caffedoc.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -73,6 +74,7 @@ class SmokeResult:
     why_device: str | None = None
     versions: dict = field(default_factory=dict)
     finding: Finding | None = None
+    user: str | None = None  # whom the child ran as, when not as caffedoc itself
 
     def to_json(self) -> dict:
         return {
@@ -83,6 +85,7 @@ class SmokeResult:
             "loss_end": self.loss_end,
             "test_accuracy": self.test_accuracy,
             "seconds": round(self.seconds, 3),
+            "user": self.user,
             "finding": self.finding.to_json() if self.finding else None,
         }
 
@@ -105,10 +108,18 @@ def run_smoke(
         python = Path(os.path.abspath(python))
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("GLOG_minloglevel", "1")  # Caffe's warnings and errors, not its chatter
+    # Under sudo, a user's interpreter runs as that user (its code is theirs), in a scratch
+    # folder of theirs; the child goes as source, so it needs no read access to caffedoc.
+    owner = host.code_owner(python)
+    source = CHILD.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="caffedoc-smoke-") as work:
+        if owner is not None:
+            os.chown(work, owner.pw_uid, owner.pw_gid)
+        args = (work, mode, str(device))
         res = host.run(
-            [python, CHILD, work, mode, str(device)], timeout=timeout, env=child_env, cwd=work
+            [python, "-c", source, *args], timeout=timeout, env=child_env, cwd=work, user=owner
         )
+    res = dataclasses.replace(res, argv=(str(python), str(CHILD), *args))  # the script by name
     report = ChildReport.parse(res)
     chosen = report.last("device") or {}
     train = report.last("train") or {}
@@ -134,6 +145,7 @@ def run_smoke(
         why_device=chosen.get("why"),
         versions={k: v for k, v in (report.last("versions") or {}).items() if k != "event"},
         finding=finding,
+        user=owner.pw_name if owner is not None else None,
     )
 
 

@@ -12,13 +12,14 @@ def render_text(result: SmokeResult) -> str:
     why = f" ({result.why_device})" if result.why_device else ""
     lines = [f"smoke: {verdict} {where}{why} in {result.seconds:.1f} s"]
     v = result.versions
+    who = f" (run as {result.user})" if result.user else ""
     if v:
         lines.append(
             f"    python {v.get('python')} at {result.python}: numpy {v.get('numpy')}, "
-            f"protobuf {v.get('protobuf')}, caffe {v.get('caffe')} from {v.get('caffe_path')}"
+            f"protobuf {v.get('protobuf')}, caffe {v.get('caffe')} from {v.get('caffe_path')}{who}"
         )
     else:
-        lines.append(f"    python at {result.python}")
+        lines.append(f"    python at {result.python}{who}")
     if result.loss_start is not None and result.loss_end is not None:
         lines.append(
             f"    train: loss {result.loss_start:.4f} -> {result.loss_end:.4f} "
