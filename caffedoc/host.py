@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psutil
 
+from caffedoc import shellwords
+
 DEFAULT_TIMEOUT = 20.0
 OUTPUT_LIMIT = 1 << 20  # bytes kept of each stream: its first and last halves
 KILL_GRACE = 2.0  # after the kill, how long the pipes may take to close
@@ -91,7 +93,8 @@ class Result:
         """One line saying how the command ended, for evidence."""
         who = f" (as {self.user})" if self.user else ""
         cut = self.truncated()
-        return f"`{' '.join(self.argv)}`{who} {self.ending()}" + (f"; {cut}" if cut else "")
+        line = shellwords.cmd(*self.argv)  # a person may paste it: quoted
+        return f"{line}{who} {self.ending()}" + (f"; {cut}" if cut else "")
 
 
 def _size(n: int) -> str:

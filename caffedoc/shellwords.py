@@ -14,7 +14,7 @@ import shlex
 import textwrap
 from typing import Union
 
-__all__ = ["AND", "ETC", "PIPE", "TO", "Raw", "cmd", "fill", "join"]
+__all__ = ["AND", "ETC", "PIPE", "TO", "Raw", "cmd", "fill", "join", "squash"]
 
 
 class Raw(str):
@@ -42,16 +42,30 @@ def cmd(*words: Word) -> str:
     return f"{fence}{pad}{line}{pad}{fence}"
 
 
-def fill(text: str, width: int, initial_indent: str, subsequent_indent: str) -> str:
-    """textwrap.fill of prose whose code spans stay whole: a command's quoted path keeps
-    its spaces and newlines, so what is pasted is what `cmd` printed."""
+def _apart(text: str) -> tuple[str, list[str]]:
+    """`text` with its whitespace squashed and each code span held out as a token."""
     spans: list[str] = []
 
     def keep(m: re.Match[str]) -> str:
         spans.append(m.group(0))
         return f"\0{len(spans) - 1}\0"
 
-    words = " ".join(SPAN.sub(keep, text).split())
+    return " ".join(SPAN.sub(keep, text).split()), spans
+
+
+def _together(text: str, spans: list[str]) -> str:
+    return re.sub("\0(\\d+)\0", lambda m: spans[int(m.group(1))], text)
+
+
+def squash(text: str) -> str:
+    """Prose on one line, its code spans untouched (a quoted path keeps its spaces)."""
+    return _together(*_apart(text))
+
+
+def fill(text: str, width: int, initial_indent: str, subsequent_indent: str) -> str:
+    """textwrap.fill of prose whose code spans stay whole: a command's quoted path keeps
+    its spaces and newlines, so what is pasted is what `cmd` printed."""
+    words, spans = _apart(text)
     out = textwrap.fill(
         words,
         width=width,
@@ -60,4 +74,4 @@ def fill(text: str, width: int, initial_indent: str, subsequent_indent: str) -> 
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return re.sub("\0(\\d+)\0", lambda m: spans[int(m.group(1))], out)
+    return _together(out, spans)

@@ -6,7 +6,6 @@ No `from __future__ import annotations` here: typer on Python 3.9 cannot read
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -55,12 +54,9 @@ def explain(
 
 
 def _wrap(label: str, text: str, indent: str) -> str:
-    return textwrap.fill(
-        " ".join(text.split()),
-        width=WIDTH,
-        initial_indent=f"{indent}{label:<6}",
-        subsequent_indent=indent + " " * 6,
-    )
+    from caffedoc import shellwords
+
+    return shellwords.fill(text, WIDTH, f"{indent}{label:<6}", indent + " " * 6)
 
 
 def _render(result, source: str) -> str:

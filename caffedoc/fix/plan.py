@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from caffedoc import knowledge
+from caffedoc import knowledge, shellwords
 from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
 from caffedoc.fix.steps import Step, current_user
@@ -89,7 +89,7 @@ def load_all() -> dict[str, Planner]:
 
 
 def manual(finding: Finding, why: str | None = None) -> Action:
-    return Action(finding.id, finding.title, manual=" ".join(finding.fix.split()), why_manual=why)
+    return Action(finding.id, finding.title, manual=shellwords.squash(finding.fix), why_manual=why)
 
 
 def make_plan(report: Report, ctx: FixContext, only: str | None = None) -> list[Action]:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
-
-from caffedoc import __version__
+from caffedoc import __version__, shellwords
 from caffedoc.findings import Finding
 from caffedoc.fix.plan import Action
 from caffedoc.fix.runner import Outcome, Undone
 
 
 def _wrap(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(
-        " ".join(text.split()),
-        width=96,
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    return shellwords.fill(text, 96, indent, indent).splitlines()
 
 
 def render_action(a: Action) -> list[str]:

@@ -18,6 +18,7 @@ import children start with the python probe, before anything else.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import pwd
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 from caffedoc import host
 from caffedoc.probes import Context, probe
+from caffedoc.shellwords import Raw
 
 SCRIPTS = Path(__file__).parent / "scripts"
 COMMAND_NAME = re.compile(r"^(python|pip)(\d+(?:\.\d+)?)?$")
@@ -232,7 +234,8 @@ def _located(items: list[dict[str, Any]], info: dict[str, Any]) -> tuple[Located
 
 def _ended(res: host.Result, script: str, name: str) -> str:
     """How a child ended, naming its script rather than quoting it."""
-    return res.describe().replace(script, f"<caffedoc/probes/scripts/{name}>")
+    named = tuple(Raw(f"<caffedoc/probes/scripts/{name}>") if a == script else a for a in res.argv)
+    return dataclasses.replace(res, argv=named).describe()
 
 
 def _account(python: str) -> tuple[pwd.struct_passwd | None, str, str | None]:
