@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from caffedoc import __version__, detect, knowledge, probes
+from caffedoc import __version__, detect, identity, knowledge, probes
 from caffedoc.findings import Finding, overall
 from caffedoc.probes import Context, Facts
 
@@ -31,6 +31,7 @@ class Report:
     def to_json(self) -> dict:
         return {
             "caffedoc": __version__,
+            **identity.stamp(),
             "status": self.status,
             "not_examined": self.not_examined,
             "facts": self.facts.to_json(),
