@@ -22,7 +22,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from caffedoc import __version__
-from caffedoc.cli import build, check, docker, explain, fix, recipes, smoke
+from caffedoc.cli import build, check, docker, explain, fix, recipes, report, smoke
 from caffedoc.errors import CaffedocError
 
 EX_IOERR = 74  # sysexits.h: the output could not be written
@@ -57,6 +57,7 @@ app.command()(recipes.recipes)
 app.command()(smoke.smoke)
 app.command()(fix.fix)
 app.command()(docker.docker)
+app.command()(report.report)
 
 
 class OutputError(OSError):
