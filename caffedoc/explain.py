@@ -95,13 +95,29 @@ class Match:
 class Explanation:
     matches: tuple[Match, ...]  # likeliest first
     lines: int  # lines read
+    # when nothing is recognized: the problem that came closest, so a tool can still show it
+    candidate: Match | None = None
 
     @property
     def recognized(self) -> bool:
         return bool(self.matches)
 
     def to_json(self) -> dict:
-        return {"recognized": self.recognized, "matches": [m.to_json() for m in self.matches]}
+        out = {"recognized": self.recognized, "matches": [m.to_json() for m in self.matches]}
+        if self.candidate is not None:
+            out["candidate"] = self.candidate.to_json()
+        return out
+
+    def on_this_machine(self, findings: Iterable[Finding]) -> list[Finding]:
+        """The machine's own findings of the problems this log shows, in the log's order.
+
+        A log says what failed; `check` says what is wrong here and exactly how to fix
+        it (which directory, which file). Where both name one problem, the machine's
+        finding is that problem's exact form; the candidate counts when nothing else does.
+        """
+        ids = [m.problem.id for m in self.matches or filter(None, [self.candidate])]
+        mine = [f for f in findings if f.id in ids and f.severity is not Severity.INFO]
+        return sorted(mine, key=lambda f: ids.index(f.id))
 
 
 @dataclass(frozen=True)
@@ -330,21 +346,26 @@ class _Scan:
         scored = []
         for pid, hits in by_problem.items():
             score = sum(sig.weight for sig, _ in hits)
-            if score >= RECOGNIZED_AT:
-                first = min(line for _, lines in hits for line, _ in lines)
-                scored.append((score, first, pid, hits))
+            first = min(line for _, lines in hits for line, _ in lines)
+            scored.append((score, first, pid, hits))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
-        total = sum(s[0] for s in scored)
-        matches = tuple(
-            Match(
-                problem=knowledge.get(pid),
-                score=score,
-                confidence=_confidence(score, total),
-                evidence=_evidence(hits),
-            )
-            for score, _, pid, hits in scored
-        )
-        return Explanation(matches=matches, lines=self.lines + self.partial)
+        named = [s for s in scored if s[0] >= RECOGNIZED_AT]
+        total = sum(s[0] for s in named)
+        matches = tuple(_match(pid, score, total, hits) for score, _, pid, hits in named)
+        candidate = None
+        if not matches and scored:
+            score, _, pid, hits = scored[0]
+            candidate = _match(pid, score, score, hits)
+        return Explanation(matches=matches, lines=self.lines + self.partial, candidate=candidate)
+
+
+def _match(pid: str, score: float, total: float, hits) -> Match:
+    return Match(
+        problem=knowledge.get(pid),
+        score=score,
+        confidence=_confidence(score, total),
+        evidence=_evidence(hits),
+    )
 
 
 def _confidence(score: float, total: float) -> float:

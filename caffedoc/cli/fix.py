@@ -32,6 +32,14 @@ def fix(
         typer.Option("--force", help="With --undo: also over files changed since the fix."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Plan and result as JSON.")] = False,
+    from_log: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-log",
+            metavar="LOG",
+            help="Fix only the problem this log shows that the check also finds here.",
+        ),
+    ] = None,
 ) -> None:
     """Apply the known fix for each problem the check finds: plan, confirm, apply, re-check.
 
@@ -55,6 +63,8 @@ def fix(
     if only is not None and only not in knowledge.entries():
         raise CaffedocError(f"--only {only}: no such problem id (see `caffedoc check --json`)")
     check = options.check_context(python, caffe, env)
+    if from_log is not None:
+        only = _from_log(from_log, only, check)
     ctx = FixContext(check=check, env=env)
     outcome = runner.fix(
         ctx,
@@ -68,6 +78,19 @@ def fix(
     elif outcome.status != "nothing-to-do":
         typer.echo("\n" + render.render_result(outcome))
     raise typer.Exit(outcome.exit_code)
+
+
+def _from_log(log: str, only: Optional[str], check) -> str:
+    """The id of the likeliest problem of the log that this machine's check finds too."""
+    from caffedoc.check import run_check
+    from caffedoc.cli.explain import read_log
+
+    if only is not None:
+        raise CaffedocError("--from-log and --only cannot be combined")
+    both = read_log(log).on_this_machine(run_check(check).findings)
+    if not both:
+        raise CaffedocError(f"{log}: none of the problems it shows is found on this machine")
+    return both[0].id
 
 
 def _ask() -> bool:

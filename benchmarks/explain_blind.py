@@ -1,0 +1,92 @@
+"""Score `caffedoc explain` on a folder of labelled logs: top-1 and unrelated left unclaimed.
+
+The folder holds LABEL/NAME.log, LABEL being the finding id the log's thread
+established (`none` for real Caffe failures that are none of the known
+problems). Run it on a batch the moment it is collected, before changing any
+signature, to get the batch's first-sight figure; run it again after tuning
+for the tuned figure. Prints each miss, the figures by class and the time per
+log (median and worst, reading each file through `explain_stream`).
+
+    python benchmarks/explain_blind.py DIR [DIR ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from caffedoc.explain import explain_stream
+
+
+def score(dirs: list[Path]) -> dict:
+    """Every labelled log's verdict, with the batch's figures."""
+    rows, took = [], []
+    for root in dirs:
+        for case in sorted(root.glob("*/*.log")):
+            started = time.perf_counter()
+            with case.open("rb") as stream:
+                result = explain_stream(stream)
+            took.append(time.perf_counter() - started)
+            got = result.matches[0].problem.id if result.matches else "none"
+            rows.append(
+                {"case": f"{case.parent.name}/{case.name}", "label": case.parent.name, "got": got}
+            )
+    related = [r for r in rows if r["label"] != "none"]
+    unrelated = [r for r in rows if r["label"] == "none"]
+    by_class: dict[str, list[int]] = {}
+    for r in related:
+        by_class.setdefault(r["label"], [0, 0])
+        by_class[r["label"]][0] += r["got"] == r["label"]
+        by_class[r["label"]][1] += 1
+    return {
+        "top1": [sum(r["got"] == r["label"] for r in related), len(related)],
+        "unclaimed": [sum(r["got"] == "none" for r in unrelated), len(unrelated)],
+        "by_class": by_class,
+        "misses": [r for r in rows if r["got"] != r["label"]],
+        "wrong_answers": Counter(r["got"] != "none" for r in related if r["got"] != r["label"])[
+            True
+        ],
+        "ms_per_log": {
+            "median": round(1000 * statistics.median(took), 2) if took else 0,
+            "max": round(1000 * max(took), 2) if took else 0,
+        },
+    }
+
+
+def _pct(pair: list[int]) -> str:
+    hit, total = pair
+    return f"{hit}/{total} ({100 * hit / total:.1f} %)" if total else "0/0"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    for d in args.dirs:
+        if not d.is_dir():
+            print(f"explain_blind: error: {d}: not a directory", file=sys.stderr)
+            return 2
+    result = score(args.dirs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for miss in result["misses"]:
+        print(f"miss: {miss['case']} -> {miss['got']}")
+    for label, pair in sorted(result["by_class"].items()):
+        print(f"  {label:28} {_pct(pair)}")
+    print(
+        f"top-1 {_pct(result['top1'])}, wrong answers {result['wrong_answers']}; "
+        f"unrelated unclaimed {_pct(result['unclaimed'])}; "
+        f"per log {result['ms_per_log']['median']} ms median, {result['ms_per_log']['max']} ms max"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
