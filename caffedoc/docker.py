@@ -22,7 +22,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from caffedoc import host
+from caffedoc import host, platform
 from caffedoc.build.install import elf_files
 from caffedoc.errors import CaffedocError
 from caffedoc.recipes import Recipe
@@ -50,12 +50,9 @@ PYCAFFE_APT_PY2 = (
     "python-protobuf",
     "python-six",
 )
-# NVIDIA's apt sources in older CUDA images carry a revoked signing key, so `apt-get update`
-# fails there; nothing is installed from them (the CUDA libraries are in the image).
 # `caffedoc check` reads Caffe's libraries with readelf (which CUDA libraries resolve,
 # which cuDNN calls it makes); the final stage has no compiler to bring it along.
 CHECK_TOOLS = ("binutils",)
-DROP_NVIDIA_APT = "rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list"
 
 
 def has_image(recipe: Recipe) -> bool:
@@ -82,15 +79,6 @@ def _py2(recipe: Recipe) -> bool:
 def _interpreter_package(recipe: Recipe) -> str:
     """The distro package of the recipe's Python: python3, python2.7."""
     return f"python{recipe.python}"
-
-
-def _apt(packages: Iterable[str], *, keep_lists: bool) -> str:
-    line = (
-        f"{DROP_NVIDIA_APT} \\\n"
-        " && apt-get update \\\n"
-        " && apt-get install -y --no-install-recommends " + " ".join(packages)
-    )
-    return line if keep_lists else line + " \\\n && rm -rf /var/lib/apt/lists/*"
 
 
 def _pycaffe_env(recipe: Recipe) -> list[str]:
@@ -126,6 +114,7 @@ def render(recipe: Recipe) -> str:
     """The Dockerfile for one recipe: a pure function of it, so output is reproducible."""
     if not has_image(recipe):
         raise CaffedocError(f"recipe {recipe.name} is known to be bad: it gets no image")
+    manager = recipe.manager()
     require, packages, check, smoke = image_commands(recipe)
     base, final = recipe.base_image, runtime_image(recipe.base_image)
     setup = ["ca-certificates", _interpreter_package(recipe)]
@@ -152,7 +141,7 @@ def render(recipe: Recipe) -> str:
         "ENV DEBIAN_FRONTEND=noninteractive \\",
         f"    UV_PYTHON_INSTALL_DIR={PYTHONS} \\",
         "    UV_PYTHON_PREFERENCE=only-managed",
-        "RUN " + _apt(setup, keep_lists=True),
+        "RUN " + manager.image_install(setup, keep_lists=True),
         "COPY --from=uv /uv /usr/local/bin/uv",
         "COPY pyproject.toml README.md /src/caffedoc/",
         "COPY caffedoc /src/caffedoc/caffedoc",
@@ -173,7 +162,7 @@ def render(recipe: Recipe) -> str:
         f"FROM {final}",
         "ENV DEBIAN_FRONTEND=noninteractive",
         f"COPY --from=build {RUNTIME_LIST} {RUNTIME_LIST}",
-        "RUN " + _apt([*runtime, f"$(cat {RUNTIME_LIST})"], keep_lists=False),
+        "RUN " + manager.image_install([*runtime, f"$(cat {RUNTIME_LIST})"], keep_lists=False),
         f"COPY --from=build {PYTHONS} {PYTHONS}",
         f"COPY --from=build {TOOL} {TOOL}",
         f"COPY --from=build {PYCAFFE} {PYCAFFE}",
@@ -201,8 +190,12 @@ def generate(recipes: Iterable[Recipe], out: Path) -> list[Path]:
     return written
 
 
-def runtime_packages(prefix: Path, env: Mapping[str, str] | None = None) -> list[str]:
-    """The Debian packages owning the shared libraries that the installed Caffe loads."""
+def runtime_packages(
+    prefix: Path, env: Mapping[str, str] | None = None, package_manager: str = "apt"
+) -> list[str]:
+    """The distribution's packages owning the shared libraries the installed Caffe loads
+    (run inside the image, whose package manager the recipe names)."""
+    manager = platform.manager(package_manager)
     files = elf_files(prefix)
     if not files:
         raise CaffedocError(f"{prefix}: no installed Caffe (no ELF files) in it")
@@ -225,14 +218,7 @@ def runtime_packages(prefix: Path, env: Mapping[str, str] | None = None) -> list
     inside = prefix.resolve()
     outside = sorted(lib for lib in libraries if inside not in Path(lib).resolve().parents)
     forms = {lib: _forms(lib) for lib in outside}
-    res = host.run(["dpkg-query", "-S", *sorted(set().union(*forms.values()))], timeout=60, env=env)
-    if res.error:
-        raise CaffedocError(f"dpkg-query is needed to name runtime packages: {res.describe()}")
-    owners: dict[str, list[str]] = {}
-    for line in res.stdout.splitlines():
-        names, sep, path = line.partition(": ")
-        if sep and not names.startswith("diversion"):
-            owners[path.strip()] = [n.strip().split(":")[0] for n in names.split(",")]
+    owners = manager.owners(sorted(set().union(*forms.values())), env)
     packages: set[str] = set()
     unowned = []
     for lib in outside:
@@ -242,7 +228,8 @@ def runtime_packages(prefix: Path, env: Mapping[str, str] | None = None) -> list
             unowned.append(lib)
     if unowned:
         raise CaffedocError(
-            f"no Debian package owns {', '.join(unowned)}: a runtime image could not install it"
+            f"no {manager.name} package owns {', '.join(unowned)}: "
+            "a runtime image could not install it"
         )
     return sorted(packages)
 

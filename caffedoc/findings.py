@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
+
+from caffedoc import knowledge
 
 
 class Severity(str, enum.Enum):
@@ -28,6 +31,9 @@ class Hit:
     evidence: tuple[str, ...]
     fix: str | None = None  # a fix made concrete for this machine, when there is one
     detail: str | None = None  # appended to the entry's title, e.g. the interpreter
+    # What the rule's remedy works from (a rule's own dataclass): the situation is
+    # worked out once, in the rule, for both the printed fix and the applied one.
+    subject: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Finding:
     evidence: tuple[str, ...]
     fix: str
     references: tuple[str, ...] = field(default_factory=tuple)
+    hit: Hit | None = field(default=None, compare=False, repr=False)  # what the rule saw
 
     def to_json(self) -> dict:
         return {
@@ -56,3 +63,19 @@ def overall(findings: list[Finding]) -> str:
     """ "ok", "warning" or "error": the worst severity that needs attention."""
     worst = max((f.severity.rank for f in findings), default=0)
     return {2: "error", 1: "warning", 0: "ok"}[worst]
+
+
+def finding(problem_id: str, hit: Hit, fix: str | None = None) -> Finding:
+    """The one way a knowledge entry and what was seen become a finding: the entry gives
+    the area, title, fix and references; the hit the severity, evidence and detail."""
+    entry = knowledge.get(problem_id)
+    return Finding(
+        id=entry.id,
+        area=entry.area,
+        severity=hit.severity,
+        title=f"{entry.title}: {hit.detail}" if hit.detail else entry.title,
+        evidence=hit.evidence,
+        fix=fix or hit.fix or entry.fix,
+        references=entry.references,
+        hit=hit,
+    )

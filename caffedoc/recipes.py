@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caffedoc import toml
+from caffedoc import platform, toml
 from caffedoc.errors import CaffedocError
+from caffedoc.platform import PackageManager
 
 # good: built and proven by caffedoc's tests; unverified: builds, but no caffedoc machine
 # could (the reason says why); blocked: resolves, but cannot be built yet; bad: refused.
@@ -100,7 +101,20 @@ class Recipe:
     cmake: tuple[tuple[str, str], ...]
     toolkit_compiler: tuple[Wheel, ...] = ()  # nvcc, headers, cudart: when the machine lacks them
     toolkit_libraries: tuple[Wheel, ...] = ()  # cuBLAS, cuRAND, cuDNN
+    package_manager: str = "apt"  # the [packages] key: the adapter that installs `apt`
     digest: str = field(default="", compare=False)  # sha256 of the file and its patches
+
+    def manager(self) -> PackageManager:
+        """The platform's package manager, which installs and queries this recipe's packages."""
+        return platform.manager(self.package_manager)
+
+    def packages_here(
+        self, env: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], tuple[str, ...]] | None:
+        """(installed versions, missing names) of this recipe's packages on this machine;
+        None where its package manager's database is not here."""
+        installed = self.manager().installed(self.apt, env)
+        return None if installed is None else (installed, platform.missing(self.apt, installed))
 
     def platform(self) -> str:
         return " or ".join(_pretty(d, v) for d, v in self.distros)
@@ -297,6 +311,10 @@ def load(path: Path) -> Recipe:
     bld = root.table("build")
     patches = tuple(_existing(bld, "patches", base, rel) for rel in bld.texts("patches"))
 
+    managers = list(root.table("packages").data)
+    if len(managers) != 1 or managers[0] not in platform.MANAGERS:
+        known = ", ".join(platform.MANAGERS)
+        raise root.fail("packages", f"one package manager's list ({known}), not {managers}")
     recipe = Recipe(
         name=name,
         path=path,
@@ -318,7 +336,8 @@ def load(path: Path) -> Recipe:
         opencv=stack.text("opencv"),
         boost=stack.text("boost"),
         blas=stack.text("blas"),
-        apt=root.table("packages").texts("apt"),
+        apt=root.table("packages").texts(managers[0]),
+        package_manager=managers[0],
         source=source,
         patches=patches,
         cmake=bld.text_map("cmake"),

@@ -1,9 +1,9 @@
 """`check --require recipe=NAME`: does this machine match the recipe a team standardised on?
 
 The comparison is a pure function of what the probes saw (plus the recipe's packages
-that dpkg reports installed) and the recipe, so machines we do not have are tested
-through their facts. Differences become one finding, so text, JSON and JUnit all say
-where the machine differs.
+that the platform's package manager reports installed) and the recipe, so machines we
+do not have are tested through their facts. Differences become one finding, so text,
+JSON and JUnit all say where the machine differs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from caffedoc import detect, host
+from caffedoc import findings, platform
 from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
@@ -20,6 +20,7 @@ from caffedoc.recipes import Recipe
 from caffedoc.shellwords import cmd
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
+NOT_INSTALLED = "packages of the recipe not installed: "
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Machine:
     cuda: str | None  # the CUDA toolkit's version
     cudnn: str | None
     gpu_arches: tuple[str, ...] = ()  # compute capabilities as "86"
-    packages: Mapping[str, str] | None = None  # recipe packages installed; None: no dpkg
+    packages: Mapping[str, str] | None = None  # recipe packages installed; None: unknown
 
 
 def recipe_name(spec: str) -> str:
@@ -52,15 +53,6 @@ def find(recipes: tuple[Recipe, ...], spec: str) -> Recipe:
             return recipe
     known = ", ".join(r.name for r in recipes)
     raise CaffedocError(f"--require: no recipe named {name!r}; known recipes: {known}")
-
-
-def installed_packages(recipe: Recipe, env: Mapping[str, str]) -> Mapping[str, str] | None:
-    """The recipe's apt packages installed here, by dpkg; None where there is no dpkg."""
-    if not host.which_all("dpkg-query", env.get("PATH", "")):
-        return None
-    from caffedoc.build.plan import installed_packages as query
-
-    return query(recipe.apt)
 
 
 def machine_from(facts: Facts, packages: Mapping[str, str] | None) -> Machine:
@@ -120,10 +112,9 @@ def differences(recipe: Recipe, m: Machine) -> list[str]:
         out.append(f"python: {m.python}, the recipe is for Python {recipe.python}")
     if recipe.kind == "cuda":
         out += _cuda_differences(recipe, m)
-    if m.packages is not None:
-        missing = [p for p in recipe.apt if p not in m.packages]
-        if missing:
-            out.append(f"packages of the recipe not installed: {' '.join(missing)}")
+    missing = platform.missing(recipe.apt, m.packages) if m.packages is not None else ()
+    if missing:
+        out.append(f"{NOT_INSTALLED}{' '.join(missing)}")
     return out
 
 
@@ -153,8 +144,9 @@ def _toolkit_differences(recipe: Recipe, m: Machine) -> list[str]:
 
 
 def judge(recipe: Recipe, facts: Facts, env: Mapping[str, str]) -> Finding:
-    """Compare this machine (a check's facts, and dpkg) with the recipe."""
-    machine = machine_from(facts, installed_packages(recipe, env))
+    """Compare this machine (a check's facts, and its package database) with the recipe."""
+    here = recipe.packages_here(env)
+    machine = machine_from(facts, here[0] if here else None)
     return finding(recipe, differences(recipe, machine))
 
 
@@ -162,22 +154,16 @@ def finding(recipe: Recipe, diffs: list[str]) -> Finding:
     """An error naming each difference, or a note that the machine matches."""
     what = f"recipe {recipe.name} ({recipe.summary})"
     if not diffs:
-        return Finding(
-            id="recipe-match",
-            area="system",
-            severity=Severity.INFO,
-            title=f"This machine matches {what}",
-            evidence=("checked: platform, machine, compiler, Python, compute, packages",),
-            fix="Nothing to do.",
-        )
-    missing = next((d for d in diffs if d.startswith("packages of the recipe")), None)
+        checked = ("checked: platform, machine, compiler, Python, compute, packages",)
+        return findings.finding("recipe-match", Hit(Severity.INFO, checked, detail=what))
+    missing = [d[len(NOT_INSTALLED) :].split() for d in diffs if d.startswith(NOT_INSTALLED)]
     fix = (
-        f"Install them: {cmd('apt-get', 'install', *missing.split(': ', 1)[1].split())}"
+        f"Install them: {cmd(*recipe.manager().install_argv(missing[0], unattended=False))}"
         if missing and len(diffs) == 1
         else f"Use a machine that fits {recipe.platform()}, or the image "
         f"docker/{recipe.name}.Dockerfile; or require the recipe that fits this machine "
         "(`caffedoc recipes`)."
     )
-    return detect.finding(
+    return findings.finding(
         "recipe-mismatch", Hit(Severity.ERROR, tuple(diffs), fix=fix, detail=what)
     )

@@ -82,7 +82,8 @@ def test_without_root_missing_packages_print_the_command(tmp_path):
     code = (
         "from caffedoc.build.engine import install_packages\n"
         "from caffedoc.errors import CaffedocError\n"
-        "try:\n    install_packages(('libcaffedoc-none-dev', 'cmake'))\n"
+        "from caffedoc.platform import manager\n"
+        "try:\n    install_packages(('libcaffedoc-none-dev', 'cmake'), manager('apt'))\n"
         "except CaffedocError as e:\n    print(e)\n"
     )
     env = {**clean_env(), "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}

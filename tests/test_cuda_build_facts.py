@@ -334,15 +334,14 @@ def test_cudnn_that_aborts_becomes_a_finding(tmp_path, target_python, env):
 
 def test_cudnn_that_hangs_becomes_a_finding(tmp_path, target_python, env):
     """A library with cuDNN's soname whose cudnnGetVersion never returns (gcc-built)."""
-    from caffedoc.detect.cuda import cudnn_version
-    from caffedoc.probes import Context, Facts
-    from caffedoc.probes.cuda import gather
+    from caffedoc.detect.cudnn_version import cudnn_version
+    from caffedoc.probes import Context, Facts, gather
 
     prefix = cuda_libs.caffe_prefix(tmp_path / "caffe", cuda_libs.hanging_cudnn().parent, RECORD)
     ctx = Context(python=target_python.python, caffe_dir=prefix, env=env, timeout=2)
 
     start = time.monotonic()
-    facts = gather(ctx)
+    facts = gather(ctx, only=("cuda",)).get("cuda")
     assert time.monotonic() - start < 15
 
     lib = next(x for x in facts.caffe_libraries if x.path.name == "libcaffe.so.1.0.0")
@@ -362,16 +361,12 @@ CUDART = Path("/opt/caffe/lib/libcudart.so.13")
 
 
 def gpu_facts(status=None, devices=None, archs=None, record_archs=None, driver_cuda="13.0"):
+    from caffedoc.layout import BuildRecord
     from caffedoc.probes import Facts
-    from caffedoc.probes.cuda import (
-        BuildRecord,
-        CaffeLibrary,
-        CudaFacts,
-        CudaRuntime,
-        Driver,
-        Gpu,
-        Needed,
-    )
+    from caffedoc.probes.binaries import CaffeLibrary, CudaRuntime
+    from caffedoc.probes.cuda import CudaFacts
+    from caffedoc.probes.driver import Driver, Gpu
+    from caffedoc.probes.loader import Needed
 
     lib = CaffeLibrary(
         path=Path("/opt/caffe/lib/libcaffe.so.1.0.0"),
@@ -386,8 +381,8 @@ def gpu_facts(status=None, devices=None, archs=None, record_archs=None, driver_c
             "libcudart.so.13", CUDART, "13.0", driver_cuda,
             devices, status, None,
         ),
-        record=BuildRecord(Path("/opt/caffe/.caffedoc-build.json"), "13.0", "9.13.1",
-                           record_archs),
+        record=BuildRecord(cuda="13.0", cudnn="9.13.1", architectures=record_archs,
+                           path=Path("/opt/caffe/.caffedoc-build.json")),
     )  # fmt: skip
     cuda = CudaFacts(
         toolkits=(),

@@ -1,54 +1,60 @@
-"""Detectors: the knowledge base's judgement of a machine's facts.
+"""Rules: the knowledge base's judgement of a machine's facts, and what to do about it.
 
-Each module registers one function per knowledge-base id with `@detects(id)`;
-the function reads `Facts` and yields a `Hit` for each instance of the problem.
-`evaluate` turns hits into `Finding`s using the entry's title, fix and
-references, so wording lives in the knowledge base, logic here.
+A rule is registered under its knowledge-base id with `@detects(id)`: the function
+reads `Facts` and yields a `Hit` for each instance of the problem. A rule that knows
+a remedy names it, `@detects(id, remedy=fn)`: `fn(hit, ctx)` returns the words `check`
+prints and, given a `FixContext`, the steps `fix` applies (caffedoc.remedy). `evaluate`
+turns hits into `Finding`s with the entry's title and references, so wording about the
+problem lives in the knowledge base, the judgement and its remedy here.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from caffedoc import knowledge
-from caffedoc.findings import Finding, Hit, Severity
+from caffedoc.findings import Finding, Hit, Severity, finding
 from caffedoc.probes import Facts
+from caffedoc.registry import Registry
+from caffedoc.remedy import FixContext, Remedy
 
-MODULES = ("system", "python", "protobuf", "caffe", "cuda", "opencv")
+MODULES = (
+    "system",
+    "python",
+    "protobuf",
+    "caffe_on_path",
+    "caffe",
+    "cuda",
+    "cudnn_version",
+    "cuda_library_path",
+    "opencv",
+)
 
 Detector = Callable[[Facts], Iterable[Hit]]
-REGISTRY: dict[str, Detector] = {}
+RemedyFn = Callable[[Hit, "FixContext | None"], Remedy]
 
 
-def detects(problem_id: str) -> Callable[[Detector], Detector]:
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    detect: Detector
+    remedy: RemedyFn | None = None
+
+    def words(self, hit: Hit) -> str | None:
+        """The fix as `check` prints it for this hit."""
+        return self.remedy(hit, None).words if self.remedy else hit.fix
+
+
+RULES: Registry[Rule] = Registry(tuple(f"{__name__}.{m}" for m in MODULES), knowledge.get)
+
+
+def detects(problem_id: str, remedy: RemedyFn | None = None) -> Callable[[Detector], Detector]:
     def register(fn: Detector) -> Detector:
-        knowledge.get(problem_id)  # an unknown id is a programming error, caught at import
-        REGISTRY[problem_id] = fn
+        RULES.register(problem_id)(Rule(problem_id, fn, remedy))
         return fn
 
     return register
-
-
-def load_all() -> dict[str, Detector]:
-    for name in MODULES:
-        importlib.import_module(f"{__name__}.{name}")
-    return REGISTRY
-
-
-def finding(problem_id: str, hit: Hit) -> Finding:
-    entry = knowledge.get(problem_id)
-    title = f"{entry.title}: {hit.detail}" if hit.detail else entry.title
-    return Finding(
-        id=entry.id,
-        area=entry.area,
-        severity=hit.severity,
-        title=title,
-        evidence=hit.evidence,
-        fix=hit.fix or entry.fix,
-        references=entry.references,
-    )
 
 
 def not_examined(area: str, why: str, detail: str | None = None) -> Finding:
@@ -61,9 +67,9 @@ def not_examined(area: str, why: str, detail: str | None = None) -> Finding:
 def evaluate(facts: Facts) -> list[Finding]:
     """Every finding on this machine, worst first, failed probes included."""
     out = [not_examined(area, why) for area, why in sorted(facts.failures.items())]
-    for pid, detector in load_all().items():
+    for pid, rule in RULES.all().items():
         try:
-            out.extend(finding(pid, hit) for hit in detector(facts))
+            out.extend(finding(pid, hit, rule.words(hit)) for hit in rule.detect(facts))
         except Exception as exc:  # a broken rule must not hide the others
             why = f"the {pid} rule crashed on these facts: {type(exc).__name__}: {exc}"
             out.append(not_examined(knowledge.get(pid).area, why, detail=pid))

@@ -1,5 +1,6 @@
-"""Rules about Caffe installs: none at all, the wrong one winning on sys.path, and
-a compiled module whose libraries do not resolve."""
+"""Rules about a Caffe install that is found but does not load: a compiled module whose
+libraries do not resolve, or an import that crashes. (Which Caffe loads, if any, is
+caffe_on_path's.)"""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import os
 import re
 from collections.abc import Iterator
 
-from caffedoc.build.install import PTH_NAME, pin_line
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
-from caffedoc.probes.caffe import CaffeFacts, Install, Linkage
+from caffedoc.probes.caffe import CaffeFacts, Linkage
 from caffedoc.probes.cuda import CUDA_LIB
-from caffedoc.probes.python import PythonFacts
-from caffedoc.shellwords import AND, PIPE, TO, cmd
+from caffedoc.shellwords import AND, PIPE, cmd
 
 LOADER_ERRORS = (
     "cannot open shared object file",
@@ -22,128 +21,6 @@ LOADER_ERRORS = (
     "No module named _caffe",
 )
 CANNOT_OPEN = re.compile(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")
-
-
-def _describe(i: Install) -> str:
-    return f"{i.path} (sys.path entry {i.entry or repr('')} from {i.origin})"
-
-
-def _site_dir(py: PythonFacts | None) -> str | None:
-    t = py.target if py else None
-    if t is None or not t.site_dirs:
-        return None
-    return t.site_dirs[0]
-
-
-def _pin(parent: str, py: PythonFacts | None) -> str:
-    line = pin_line(parent).strip()
-    site = _site_dir(py)
-    if site is None:
-        return f"write the line {line} into a {PTH_NAME} in the interpreter's site-packages"
-    return cmd("printf", "%s\\n", line, TO, f"{site}/{PTH_NAME}")
-
-
-@detects("caffe-missing")
-def caffe_missing(facts: Facts) -> Iterator[Hit]:
-    cf: CaffeFacts | None = facts.get("caffe")
-    py: PythonFacts | None = facts.get("python")
-    if cf is None or any(i.kind != "namespace" for i in cf.installs):
-        return
-    if py is not None and not py.target.ok:  # its sys.path is unknown: claim nothing
-        return
-    evidence = [f"no caffe package on the sys.path of {cf.python}"]
-    namespaces = [i.path for i in cf.installs]
-    if namespaces:
-        evidence.append(
-            "only directories named caffe without __init__.py, which import as empty "
-            f"namespace packages: {', '.join(namespaces)}"
-        )
-    a = cf.import_attempt
-    if a.error:
-        evidence.append(f"`import caffe`: {a.error_type}: {a.error.splitlines()[0]}")
-    tree = cf.tree
-    if tree and tree.packages:
-        parent = os.path.dirname(tree.packages[0])
-        evidence.append(f"--caffe {tree.root} holds {tree.packages[0]}, which is not on sys.path")
-        yield Hit(
-            Severity.ERROR,
-            tuple(evidence),
-            fix=f"Put that build on the interpreter's sys.path: {_pin(parent, py)}.",
-            detail="the --caffe build is not importable",
-        )
-        return
-    if tree:
-        evidence.append(f"--caffe {tree.root} holds no python/caffe package (pycaffe not built)")
-    # A warning, not an error: nothing is broken, there is only nothing to diagnose yet.
-    yield Hit(Severity.WARNING, tuple(evidence))
-
-
-@detects("shadowed-caffe")
-def shadowed_caffe(facts: Facts) -> Iterator[Hit]:
-    cf: CaffeFacts | None = facts.get("caffe")
-    py: PythonFacts | None = facts.get("python")
-    w = cf.winner if cf else None
-    if w is None or w.kind == "namespace":
-        return
-    others = [i for i in cf.installs if i is not w and i.kind != "namespace"]
-    tree = cf.tree
-    intended = next((i for i in cf.installs if i.in_tree and i.kind != "namespace"), None)
-    if tree and tree.packages and not w.in_tree:
-        target = intended.path if intended else tree.packages[0]
-        where = (
-            f"later on sys.path (entry {intended.entry} from {intended.origin})"
-            if intended
-            else "not on sys.path at all"
-        )
-        evidence = (
-            f"`import caffe` loads {_describe(w)}",
-            f"the intended build, from --caffe {tree.root}, is {target}: {where}",
-            *(f"also on sys.path: {_describe(i)}" for i in others if i is not intended),
-        )
-        yield Hit(
-            Severity.ERROR,
-            evidence,
-            fix=_fix(w, intended, os.path.dirname(target), py),
-            detail=f"{w.path} wins over --caffe",
-        )
-        return
-    if not others:
-        return
-    broken = not cf.import_attempt.ok or (w.extension is not None and w.extension.linkage.missing)
-    if not broken and os.path.basename(w.origin) == PTH_NAME:
-        return  # caffedoc's own pin chose a working winner; the area summary lists the others
-    evidence = (
-        f"`import caffe` loads {_describe(w)}",
-        *(f"also on sys.path, ignored: {_describe(i)}" for i in others),
-    )
-    if broken and cf.import_attempt.error:
-        evidence += (f"and that import fails: {cf.import_attempt.error.splitlines()[0]}",)
-    yield Hit(
-        Severity.ERROR if broken else Severity.WARNING,
-        evidence,
-        fix=_fix(w, others[0], os.path.dirname(others[0].path), py),
-        detail=f"{len(others) + 1} caffe packages on sys.path",
-    )
-
-
-def _fix(stale: Install, intended: Install | None, parent: str, py: PythonFacts | None) -> str:
-    if stale.origin == "PYTHONPATH":
-        source = f"remove {stale.entry} from PYTHONPATH"
-    elif stale.origin.endswith(".pth"):
-        source = f"remove the line {stale.entry} from {stale.origin}"
-    elif stale.entry == "":
-        source = f"run from another directory than {os.path.dirname(stale.path)}"
-    else:
-        mv = cmd("mv", stale.path, f"{stale.path}.stale")
-        source = f"move it aside ({mv}; caffedoc fix can undo this)"
-    if intended is not None and intended.origin.endswith(".pth"):
-        pin = f"{intended.origin} already pins {parent}"
-    else:
-        pin = f"pin the build you mean: {_pin(parent, py)}"
-    return (
-        f"If {stale.path} is the stale copy, {source}. {pin[0].upper()}{pin[1:]}; "
-        "avoid sys.path.insert in scripts."
-    )
 
 
 def _missing(link: Linkage) -> list[str]:

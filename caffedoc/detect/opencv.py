@@ -8,13 +8,19 @@ judged here: the caffe and python areas explain why.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+from caffedoc import host
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
+from caffedoc.fix.steps import RunCommand
 from caffedoc.probes import Facts
 from caffedoc.probes.opencv import ImportRun, OpencvFacts
+from caffedoc.remedy import FixContext, Remedy
 
 CLASH = re.compile(r"File already exists in database: (\S+)")
 
@@ -45,7 +51,42 @@ def _loaded(o: OpencvFacts, needle: str) -> list[str]:
     return [p for p in o.mapped if needle in p]
 
 
-@detects("protobuf-descriptor-clash")
+def rebuild_static(hit: Hit, ctx: FixContext | None) -> Remedy:
+    """Rebuild with a private static libprotobuf for the interpreter the check looked at.
+
+    The build's own dry run names the prefix it installs into and the .pth that pins
+    the interpreter: both are preserved, so undo brings back the previous Caffe.
+    """
+    if ctx is None:
+        return Remedy(hit.fix)
+    build = (
+        sys.executable,
+        "-m",
+        "caffedoc",
+        "build",
+        "--static-protobuf",
+        "--python",
+        str(ctx.check.python),
+    )
+    dry = host.run([*build, "--dry-run", "--json"], timeout=300, env=ctx.env)
+    try:
+        plan = json.loads(dry.stdout)
+        prefix, pin = Path(plan["prefix"]), Path(plan["pin"])
+    except (ValueError, KeyError, TypeError):
+        why = (dry.stderr.strip().splitlines() or [dry.describe()])[-1]
+        return Remedy(
+            hit.fix, why_manual=f"`caffedoc build --static-protobuf` cannot plan here: {why}"
+        )
+    step = RunCommand(
+        build,
+        preserve=(prefix, pin),
+        reverse=f"restore {prefix} and {pin} as they were",
+        timeout=3600,
+    )
+    return Remedy(hit.fix, (step,))
+
+
+@detects("protobuf-descriptor-clash", remedy=rebuild_static)
 def descriptor_clash(facts: Facts) -> Iterator[Hit]:
     o = _opencv(facts)
     if o is None:

@@ -1,5 +1,7 @@
-"""`caffedoc fix`: apply the knowledge base's fix, journaled and undoable.
+"""`caffedoc fix`: apply the remedies the rules give, journaled and undoable.
 
-facts → findings → plan (`plan`, one planner per problem id) → apply under a
-lock with a journal (`steps`, `engine`, `journal`, `state`) → check again.
+facts → findings → plan (`plan`: each finding's rule gives its remedy's steps) →
+apply under a lock with a journal (`steps`, `engine`, `journal`, `state`) → check
+again. This package is the mechanism only; what to do about a problem is its rule's
+(caffedoc.detect).
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 from caffedoc import host, safefs
 from caffedoc.fix import state
 from caffedoc.fix.journal import Journal
-from caffedoc.fix.steps import Step, StepFailed, created
+from caffedoc.fix.steps import ChangeFailed, Step, created
 
 
 class FixFailed(Exception):
@@ -57,7 +57,7 @@ def apply_steps(steps: Sequence[Step], journal: Journal, env: Mapping[str, str])
             step.apply(journal, env)
             paths = dict.fromkeys(p for rec in journal.records for p in _touched(rec))
             journal.record({"type": "after", "paths": {p: state.digest(Path(p)) for p in paths}})
-        except (StepFailed, OSError) as exc:
+        except (ChangeFailed, OSError) as exc:
             problems = undo(journal, force=True)
             journal.notes.append(f"failed: {step.describe()}: {exc}")
             journal.finish("rolled-back" if not problems else "applying")

@@ -1,35 +1,20 @@
 """From findings to a plan: concrete steps where caffedoc knows how, words where not.
 
-Detectors stay as they are. A planner, registered per knowledge-base id with
-`@plans(id)`, reads the check's `Facts` and the findings with that id and
-returns `Action`s: the steps that fix this machine, or, when it cannot be done
-safely here (a distro-managed interpreter, no matching protoc), the reason and
-the manual fix. Findings without a planner get the knowledge base's fix text.
+Each finding's rule (caffedoc.detect) gives its remedy for the hit it saw: the steps
+that fix this machine, or, when that cannot be done safely here (a distro-managed
+interpreter, no matching protoc), the reason and the manual fix. Findings whose rule
+has no remedy get the fix text the check printed.
 """
 
 from __future__ import annotations
 
-import datetime
-import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from caffedoc import knowledge, shellwords
+from caffedoc import detect, shellwords
 from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
 from caffedoc.fix.steps import Step, current_user
-from caffedoc.probes import Context, Facts
-
-MODULES = ("caffe", "cuda", "protobuf")
-
-
-@dataclass(frozen=True)
-class FixContext:
-    """What planners may use besides the facts: where the check looked, and a stamp."""
-
-    check: Context
-    env: Mapping[str, str]
-    stamp: str = field(default_factory=lambda: datetime.datetime.now().strftime("%Y%m%dT%H%M%S"))
+from caffedoc.remedy import FixContext
 
 
 @dataclass(frozen=True)
@@ -69,46 +54,40 @@ class Action:
         }
 
 
-Planner = Callable[[Facts, list[Finding], FixContext], list[Action]]
-REGISTRY: dict[str, Planner] = {}
-
-
-def plans(problem_id: str) -> Callable[[Planner], Planner]:
-    def register(fn: Planner) -> Planner:
-        knowledge.get(problem_id)  # an unknown id is a programming error, caught at import
-        REGISTRY[problem_id] = fn
-        return fn
-
-    return register
-
-
-def load_all() -> dict[str, Planner]:
-    for name in MODULES:
-        importlib.import_module(f"caffedoc.fix.{name}")
-    return REGISTRY
-
-
 def manual(finding: Finding, why: str | None = None) -> Action:
     return Action(finding.id, finding.title, manual=shellwords.squash(finding.fix), why_manual=why)
 
 
+def _action(finding: Finding, ctx: FixContext) -> Action:
+    rule = detect.RULES.get(finding.id)
+    if rule is None or rule.remedy is None or finding.hit is None:
+        return manual(finding)
+    try:
+        remedy = rule.remedy(finding.hit, ctx)
+    except Exception as exc:  # a broken remedy must not hide the other fixes
+        return manual(finding, f"planning it failed: {type(exc).__name__}: {exc}")
+    if not remedy.steps:
+        return manual(finding, remedy.why_manual)
+    return Action(finding.id, finding.title, remedy.steps)
+
+
 def make_plan(report: Report, ctx: FixContext, only: str | None = None) -> list[Action]:
-    """One action per problem that needs attention (info findings are not problems)."""
-    planners = load_all()
+    """One action per problem that needs attention (info findings are not problems);
+    hits of one problem whose remedies are the same steps are one action."""
     todo = [
         f
         for f in report.findings
         if f.severity is not Severity.INFO and (only is None or f.id == only)
     ]
     actions: list[Action] = []
-    for pid in dict.fromkeys(f.id for f in todo):
-        mine = [f for f in todo if f.id == pid]
-        if pid not in planners:
-            actions.extend(manual(f) for f in mine)
-            continue
-        try:
-            actions.extend(planners[pid](report.facts, mine, ctx))
-        except Exception as exc:  # a broken planner must not hide the other fixes
-            why = f"planning it failed: {type(exc).__name__}: {exc}"
-            actions.extend(manual(f, why) for f in mine)
+    for f in sorted(todo, key=[g.id for g in todo].index):  # a problem's findings together
+        action = _action(f, ctx)
+        same = next(
+            (a for a in actions if a.automatic and (a.problem_id, a.steps) == (f.id, action.steps)),
+            None,
+        )
+        if same is None:
+            actions.append(action)
+        else:
+            actions[actions.index(same)] = Action(f.id, f"{same.title}; {f.title}", same.steps)
     return actions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from caffedoc import __version__, shellwords
 from caffedoc.findings import Finding
 from caffedoc.fix.plan import Action
-from caffedoc.fix.runner import Outcome, Undone
+from caffedoc.fix.runner import FixRun, Undone
 
 
 def _wrap(text: str, indent: str) -> list[str]:
@@ -22,7 +22,7 @@ def render_action(a: Action) -> list[str]:
     return lines + _wrap(a.manual or "", "      ")
 
 
-def before_after(o: Outcome) -> list[tuple[str, str, str]]:
+def before_after(o: FixRun) -> list[tuple[str, str, str]]:
     """(problem id, worst severity before, after) for each problem the fix acted on;
     'fixed' when only information is left."""
 
@@ -35,14 +35,14 @@ def before_after(o: Outcome) -> list[tuple[str, str, str]]:
     return [(pid, worst(o.before.findings, pid), worst(o.after or [], pid)) for pid in ids]
 
 
-def render_plan(o: Outcome) -> str:
+def render_plan(o: FixRun) -> str:
     """Each problem with exactly what will change, or its manual fix."""
     if o.status == "nothing-to-do":
         return "Nothing to fix: the check found no problem that needs attention."
     return "\n".join(line for action in o.actions for line in render_action(action))
 
 
-def render_result(o: Outcome) -> str:
+def render_result(o: FixRun) -> str:
     """What happened: nothing (and why), the root commands, the rollback, or before → after."""
     if o.status == "nothing-to-do":
         return ""
@@ -73,7 +73,7 @@ def render_result(o: Outcome) -> str:
     return "\n".join(lines)
 
 
-def to_json(o: Outcome) -> dict:
+def to_json(o: FixRun) -> dict:
     return {
         "caffedoc": __version__,
         "status": o.status,

@@ -26,7 +26,7 @@ from caffedoc.fix.plan import Action, FixContext, make_plan
 
 
 @dataclass
-class Outcome:
+class FixRun:
     """What a fix run did. `status`: planned, nothing-to-do, needs-root, applied,
     rolled-back or declined."""
 
@@ -58,29 +58,29 @@ class Outcome:
         return 0
 
 
-def plan(ctx: FixContext, only: str | None) -> Outcome:
+def plan(ctx: FixContext, only: str | None) -> FixRun:
     """Run the check and plan; changes nothing."""
     report = run_check(ctx.check)
     actions = make_plan(report, ctx, only)
     if not any(a.automatic for a in actions):
-        return Outcome("nothing-to-do" if not actions else "planned", report, actions)
+        return FixRun("nothing-to-do" if not actions else "planned", report, actions)
     if os.geteuid() != 0 and any(a.needs_root for a in actions if a.automatic):
-        return Outcome(
+        return FixRun(
             "needs-root",
             report,
             actions,
             reason="some of these changes need root, so nothing was changed",
         )
-    return Outcome("planned", report, actions)
+    return FixRun("planned", report, actions)
 
 
 def fix(
     ctx: FixContext,
     only: str | None,
     wanted: bool,
-    show: Callable[[Outcome], None],
+    show: Callable[[FixRun], None],
     confirm: Callable[[], bool],
-) -> Outcome:
+) -> FixRun:
     """Plan, `show` the plan, and when `wanted` (and confirmed) apply it, all under one
     hold of the lock. A plan that changes nothing needs no lock: a user who may not
     write the state directory is still shown the plan and the root commands."""
@@ -108,7 +108,7 @@ def fix(
     return outcome
 
 
-def _apply(outcome: Outcome, root: Path, ctx: FixContext, confirm: Callable[[], bool]) -> Outcome:
+def _apply(outcome: FixRun, root: Path, ctx: FixContext, confirm: Callable[[], bool]) -> FixRun:
     """Apply a planned outcome's automatic actions; the caller holds the lock."""
     steps = [s for a in outcome.actions if a.automatic for s in a.steps]
     interrupted = journal.latest_pending(root)

@@ -4,7 +4,7 @@ Four kinds cover every action: write a file, append a line to one, move a path
 aside (never delete), run a command. Each says in one line what it will do
 (`describe`), what a person would type to do it by hand (`shell`), and whether
 this user may make the change (`needs_root`). `apply` first records how to put
-the paths it changes back, then changes them; it raises `StepFailed` with the reason.
+the paths it changes back, then changes them; it raises `ChangeFailed` with the reason.
 Files are written through `caffedoc.safefs`: the name of every temporary is journaled
 before it is made, so undo removes one a killed fix left behind.
 """
@@ -24,7 +24,7 @@ from caffedoc.fix import state
 from caffedoc.fix.journal import Journal
 
 
-class StepFailed(Exception):
+class ChangeFailed(Exception):
     """A step could not be completed; the message says why."""
 
 
@@ -87,8 +87,8 @@ def current_user() -> str:
         return f"uid {os.geteuid()}"
 
 
-def _failed(what: str, exc: OSError) -> StepFailed:
-    return StepFailed(f"{what}: {exc.strerror or exc}")
+def _failed(what: str, exc: OSError) -> ChangeFailed:
+    return ChangeFailed(f"{what}: {exc.strerror or exc}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class MoveAside:
 
     def apply(self, journal: Journal, env: Mapping[str, str]) -> None:
         if os.path.lexists(self.dest):
-            raise StepFailed(f"cannot move {self.path} aside: {self.dest} already exists")
+            raise ChangeFailed(f"cannot move {self.path} aside: {self.dest} already exists")
         journal.record({"type": "moved", "src": str(self.path), "dst": str(self.dest)})
         try:
             safefs.rename(self.path, self.dest)
@@ -267,7 +267,7 @@ class RunCommand:
         journal.save()
         if not res.ok:
             tail = " | ".join(res.output.strip().splitlines()[-3:])
-            raise StepFailed(f"{res.describe()}{': ' + tail if tail else ''}")
+            raise ChangeFailed(f"{res.describe()}{': ' + tail if tail else ''}")
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "argv": list(self.argv), "reverse": self.reverse}

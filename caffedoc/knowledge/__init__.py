@@ -1,9 +1,10 @@
 """The knowledge base: one TOML file per known problem, in this folder.
 
 Each entry holds what people need to know about a problem (title, summary,
-fix, references) and how to recognize it in a log (`[[signatures]]`). How to
-detect it from a machine's facts is code, in `caffedoc.detect`, registered
-under the same id. `check`, `explain`, `fix` and the build and smoke diagnosis
+fix, references), how to recognize it in a log (`[[signatures]]`) and the data
+its rule reads (`[detect]`, e.g. the targets each CUDA release builds for). How to
+detect it from a machine's facts is code, in `caffedoc.detect`, registered under
+the same id. `check`, `explain`, `fix` and the build and smoke diagnosis
 all read these same entries, so an id means one thing everywhere.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from caffedoc import toml
@@ -42,6 +43,7 @@ class Problem:
     fix: str
     references: tuple[str, ...]
     signatures: tuple[Signature, ...]
+    detect: dict = field(default_factory=dict, compare=False)  # data its rule reads
 
 
 def _field(data: dict, name: str, kind: type, path: Path):
@@ -77,6 +79,7 @@ def _parse(path: Path) -> Problem:
         fix=_field(data, "fix", str, path).strip(),
         references=tuple(_field(data, "references", list, path)),
         signatures=tuple(sigs),
+        detect=_field(data, "detect", dict, path) if "detect" in data else {},
     )
 
 
