@@ -51,17 +51,25 @@ def _protobuf(facts: dict) -> str | None:
 
 
 def _libprotobuf(facts: dict) -> str | None:
+    """The libprotobuf Caffe loads, else those in the linker cache; with dpkg's version."""
     links = _at(facts, "protobuf", "caffe_links")
+    dpkg = _at(facts, "protobuf", "dpkg")
+    dpkg = dpkg if isinstance(dpkg, dict) else {}
     if isinstance(links, list) and links:
-        soname, version = _at(links, 0), _at(links, 2)
-        return f"{soname} ({version})" if version else _str(soname)
-    cache = _at(facts, "protobuf", "linker_cache")
-    if not isinstance(cache, list):
-        return None
-    sonames = {
-        e[0] for e in cache if isinstance(e, list) and e and str(e[0]).startswith("libprotobuf.so.")
-    }
-    return ", ".join(sorted(sonames)) or None
+        sonames = {str(links[0])}
+    else:
+        cache = _at(facts, "protobuf", "linker_cache")
+        cache = cache if isinstance(cache, list) else []
+        sonames = {
+            str(e[0])
+            for e in cache
+            if isinstance(e, list) and e and str(e[0])[:15] == "libprotobuf.so."
+        }
+    shown = []
+    for soname in sorted(sonames):
+        version = dpkg.get(f"libprotobuf{soname.rpartition('.so.')[2]}")
+        shown.append(f"{soname} ({version})" if version else soname)
+    return ", ".join(shown) or None
 
 
 def _caffe(facts: dict) -> str | None:

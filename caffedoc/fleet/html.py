@@ -23,6 +23,7 @@ h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.6em 0 .4em}
 .summary span{display:inline-block;padding:.2em .7em;margin-right:.4em;border-radius:1em}
 table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top}
+#hosts td:first-child{white-space:nowrap;font-weight:600}
 thead th{background:#f3f4f6;position:sticky;top:0}
 #hosts thead th{cursor:pointer;user-select:none;white-space:nowrap}
 #hosts thead th[aria-sort=ascending]::after{content:" ▲"}
@@ -66,7 +67,8 @@ def _host_table(fleet: Fleet) -> list[str]:
     odd: dict[str, set[str | None]] = {d.key: {v for v, _ in d.odd} for d in fleet.drift}
     head = ['<th data-key="host">host</th>', '<th data-key="status">status</th>']
     head += [f'<th data-key="{escape(i)}" title="finding id">{escape(i)}</th>' for i in ids]
-    head += [f'<th data-key="{key}">{escape(label)}</th>' for key, label, _ in FACTS]
+    shown = [(k, label) for k, label, _ in FACTS if any(h.facts.get(k) for h in fleet.hosts)]
+    head += [f'<th data-key="{key}">{escape(label)}</th>' for key, label in shown]
     head.append('<th data-key="time">report time</th>')
     out = ['<table id="hosts"><thead><tr>', *head, "</tr></thead><tbody>"]
     for h in fleet.hosts:
@@ -85,7 +87,7 @@ def _host_table(fleet: Fleet) -> list[str]:
                 if sev
                 else '<td class="mark" data-sort="0"></td>'
             )
-        for key, _, _ in FACTS:
+        for key, _ in shown:
             value = h.facts.get(key)
             cls = ' class="odd"' if key in odd and value in odd[key] else ""
             cells.append(f"<td{cls}>{escape(value) if value is not None else ''}</td>")
@@ -116,7 +118,8 @@ def render(fleet: Fleet) -> str:
         + "</p>",
         "<h2>Hosts and findings</h2>",
         '<p class="note">One column per finding id (✗ error, ! warning, i information) and '
-        "per fact; values that differ from most hosts are marked. Click a heading to sort.</p>",
+        "per fact found on any host; values that differ from most hosts are marked. Click a "
+        "heading to sort.</p>",
         *_host_table(fleet),
         "<h2>Findings by id</h2>",
     ]
