@@ -43,8 +43,8 @@ function sort(th){
   for(const h of table.tHead.rows[0].cells)h.removeAttribute('aria-sort');
   th.setAttribute('aria-sort',asc?'ascending':'descending');
   const rows=Array.from(body.rows);
-  rows.sort(function(a,b){const x=key(a,i),y=key(b,i);const nx=parseFloat(x),ny=parseFloat(y);
-    const r=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?r:-r;});
+  rows.sort(function(a,b){const x=key(a,i),y=key(b,i);  // 3.9 before 3.11
+    const r=x.localeCompare(y,undefined,{numeric:true});return asc?r:-r;});
   body.append(...rows);
   document.body.dataset.sorted=th.dataset.key+':'+(asc?'ascending':'descending');
 }
