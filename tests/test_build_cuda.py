@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from caffedoc.build import arches, toolkit
-from caffedoc.build.facts import host_facts
 from caffedoc.build.steps import Log
 from caffedoc.errors import CaffedocError
+from caffedoc.probes.machine import host_facts
 from caffedoc.recipes import load_all
 from tests.conftest import caffedoc
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from caffedoc.build import install, paths
+from caffedoc.build import paths
+from caffedoc.layout import BuildRecord
 from caffedoc.recipes import load_all
 from tests.conftest import REPO, caffedoc
 from tests.fixtures.caffe_build import clean_env, overlay_venv
@@ -86,7 +87,7 @@ def test_interrupted_builds_resume(built_caffe, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     for step in ("fetch", "patch", "configure"):
         assert f"{step:<10} done earlier (resumed)" in done.stderr
-    assert install.read_record(prefix)["key"] == plan["cache_key"]
+    assert BuildRecord.read(prefix).key == plan["cache_key"]
     last = json.loads((tmp_path / "cache" / "last-build.json").read_text())
     assert last == {"python": str(python), "prefix": str(prefix)}  # `caffedoc smoke`'s default
     res = subprocess.run(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from caffedoc.build import install
+from caffedoc.layout import RECORD
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import RECIPE, overlay_venv
 
@@ -31,7 +32,7 @@ def test_a_fresh_process_imports_the_built_caffe(built_caffe):
     assert res.returncode == 0, res.stderr
     where = Path(res.stdout.splitlines()[0])
     assert where.is_relative_to(built_caffe.prefix / "python")
-    assert (built_caffe.prefix / install.RECORD).is_file()
+    assert (built_caffe.prefix / RECORD).is_file()
 
 
 def test_the_pin_beats_a_stale_copy_on_pythonpath(built_caffe, tmp_path):

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from caffedoc.build import engine, paths, source
-from caffedoc.build.facts import host_facts
 from caffedoc.build.plan import make_plan
 from caffedoc.build.steps import Log, StepError
 from caffedoc.errors import CaffedocError
+from caffedoc.probes.machine import host_facts
 from caffedoc.recipes import load_all
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import clean_env, runtime_venv

@@ -254,7 +254,11 @@ def test_unreadable_cache_is_reported_not_a_crash(tmp_path, target_python, linke
 
 def gpu_facts(cc: str, toolkits=("13.0",), archs=None, runtime=None, driver_cuda="13.0"):
     from caffedoc.probes import Facts
-    from caffedoc.probes.cuda import CaffeLibrary, CudaFacts, Driver, Gpu, Needed, Toolkit
+    from caffedoc.probes.binaries import CaffeLibrary
+    from caffedoc.probes.cuda import CudaFacts
+    from caffedoc.probes.driver import Driver, Gpu
+    from caffedoc.probes.loader import Needed
+    from caffedoc.probes.toolkits import Toolkit
 
     needed = (Needed(f"libcudart.so.{runtime}", None, None, None),) if runtime else ()
     lib = CaffeLibrary(

@@ -17,9 +17,8 @@ import pytest
 import typer.main
 
 from caffedoc import docker
-from caffedoc.build.install import pin
-from caffedoc.build.plan import PTH_NAME
 from caffedoc.cli import app
+from caffedoc.layout import PTH_NAME, pin
 from caffedoc.recipes import load_all
 from tests.conftest import REPO, caffedoc
 from tests.fixtures.envs import check_env

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from caffedoc.build.install import PTH_NAME, pin, pin_line
+from caffedoc.layout import PTH_NAME, pin, pin_line
 from tests.conftest import caffedoc
 from tests.test_fix_core import fingerprint, fix_cli
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from caffedoc.build.install import PTH_NAME, pin
 from caffedoc.build.paths import cache_root
+from caffedoc.layout import PTH_NAME, pin
 from tests.fixtures.caffe_build import overlay_venv
 from tests.fixtures.native import Interpreter, module_dir, proto_module
 from tests.test_fix_core import fingerprint, fix_cli

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from caffedoc.build.install import PTH_NAME, pin, pin_line
 from caffedoc.fix import engine, journal
 from caffedoc.fix.steps import AppendLine, MoveAside, WriteFile
+from caffedoc.layout import PTH_NAME, pin, pin_line
 from tests.conftest import REPO, caffedoc
 from tests.fixtures.users import digests, root_files, user_tmp
 from tests.test_fix_core import fingerprint, fix_cli

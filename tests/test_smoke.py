@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from caffedoc import host
+from caffedoc.layout import LAST_BUILD, remember_build
 from caffedoc.smoke import run_smoke
 from caffedoc.smoke.diagnosis import diagnose
-from caffedoc.smoke.pinned import LAST_BUILD, remember_build
-from caffedoc.smoke.runner import TAG, ChildReport
+from caffedoc.smoke.events import TAG, ChildReport
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import overlay_venv
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from caffedoc.build.install import PTH_NAME, pin
+from caffedoc.layout import PTH_NAME, pin
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import RUNTIME, clean_env
 from tests.fixtures.users import user_tmp

@@ -19,7 +19,7 @@ from caffedoc.build import protobuf as pb
 from caffedoc.build.plan import Plan
 from caffedoc.build.steps import Log, Runner, StepError, StepFailed
 from caffedoc.errors import CaffedocError
-from caffedoc.smoke.pinned import remember_build
+from caffedoc.layout import RECORD, BuildRecord, pin, remember_build
 
 
 @dataclass
@@ -103,19 +103,19 @@ def verify_origin(plan: Plan) -> str:
 def _execute_locked(plan: Plan, out: TextIO) -> Outcome:
     if plan.origin.kind != "apt":
         verify_origin(plan)
-    record = install.read_record(plan.prefix)
+    record = BuildRecord.read(plan.prefix)
     # The key covers the -dev package versions, so a removed system library means a miss.
-    if record and record.get("key") == plan.key:
+    if record and record.key == plan.key:
         cache = "prefix"
         out.write(f"cache hit: {plan.prefix} already holds this build ({plan.key[:16]})\n")
         outcome = Outcome(plan.prefix, plan.python.path, cache, 0.0)
-    elif (plan.artifact / install.RECORD).is_file():
+    elif (plan.artifact / RECORD).is_file():
         out.write(f"cache hit: installing the finished build {plan.artifact}\n")
         install.install_tree(plan.artifact, plan.prefix)
         outcome = Outcome(plan.prefix, plan.python.path, "artifact", 0.0)
     else:
         outcome = _build(plan, out)
-    target = install.pin(plan.pth, plan.prefix)
+    target = pin(plan.pth, plan.prefix)
     remember_build(plan.python.path, plan.prefix)  # `caffedoc smoke`'s default interpreter
     out.write(f"pinned {plan.python.path} to {target} ({plan.pth})\n")
     outcome.smoke = _smoke(plan, out)
@@ -208,7 +208,7 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
         missing = install.unresolved(staged)
         if missing:
             raise StepError(f"unresolved libraries after install: {', '.join(missing)}")
-        (staged / install.RECORD).write_text(json.dumps(_record(plan), indent=2))
+        _record(plan).write(staged)
         artifact = plan.artifact
         artifact.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(artifact, ignore_errors=True)
@@ -258,29 +258,24 @@ def build_env(plan: Plan) -> dict[str, str]:
     }
 
 
-def _record(plan: Plan) -> dict[str, Any]:
-    return {
-        "key": plan.key,
-        "recipe": plan.recipe.name,
-        "python": plan.python.version,
-        "abi": plan.python.abi,
-        "static_protobuf": plan.static_protobuf,
-        "source_sha256": plan.recipe.source.sha256,
-        **_cuda_record(plan),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def _cuda_record(plan: Plan) -> dict[str, Any]:
-    """What `check` compares a CUDA build with: its CUDA, cuDNN (X.Y.Z) and targets."""
-    if plan.arches is None:
-        return {}
-    cudnn = next((w.version for w in plan.recipe.toolkit_libraries if "cudnn" in w.name), None)
-    return {
-        "cuda": plan.recipe.cuda,
-        "cudnn": ".".join(cudnn.split(".")[:3]) if cudnn else None,
-        "architectures": plan.arches.names(),
-    }
+def _record(plan: Plan) -> BuildRecord:
+    """What the prefix says of this build; `check` compares a CUDA build's CUDA, cuDNN
+    (X.Y.Z) and targets with what its libraries load and hold."""
+    cudnn = None
+    if plan.arches is not None:
+        cudnn = next((w.version for w in plan.recipe.toolkit_libraries if "cudnn" in w.name), None)
+    return BuildRecord(
+        key=plan.key,
+        recipe=plan.recipe.name,
+        python=plan.python.version,
+        abi=plan.python.abi,
+        static_protobuf=plan.static_protobuf,
+        source_sha256=plan.recipe.source.sha256,
+        cuda=plan.recipe.cuda if plan.arches is not None else None,
+        cudnn=".".join(cudnn.split(".")[:3]) if cudnn else None,
+        architectures=tuple(plan.arches.names()) if plan.arches is not None else None,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
 
 
 def _smoke(plan: Plan, out: TextIO) -> dict[str, Any]:

@@ -8,14 +8,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from caffedoc.layout import cache_root
 
-def cache_root() -> Path:
-    """$CAFFEDOC_CACHE_DIR, else ~/.cache/caffedoc (honouring XDG_CACHE_HOME)."""
-    explicit = os.environ.get("CAFFEDOC_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "caffedoc"
+__all__ = ["cache_root", "ccache_dir", "sources_dir", "staged"]
 
 
 def sources_dir() -> Path:

@@ -18,15 +18,15 @@ from typing import Any
 import psutil
 
 from caffedoc import host
-from caffedoc.build import arches, install, interpreter, paths, source, toolkit
+from caffedoc.build import arches, interpreter, paths, source, toolkit
 from caffedoc.build.arches import Choice
 from caffedoc.build.interpreter import Interpreter
 from caffedoc.build.toolkit import ToolkitPlan
 from caffedoc.errors import CaffedocError
+from caffedoc.layout import PTH_NAME, RECORD, BuildRecord
 from caffedoc.recipes import HostFacts, Recipe, load_all
 
 GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
-PTH_NAME = install.PTH_NAME
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Plan:
             "pin": str(self.pth),
             "toolchain": self.toolchain,
             "cache_key": self.key,
-            "cache_hit": (self.artifact / install.RECORD).is_file(),
+            "cache_hit": (self.artifact / RECORD).is_file(),
             "workdir": str(self.workdir),
         }
 
@@ -308,10 +308,10 @@ def check_prefix(prefix: Path) -> Path:
     prefix = prefix.absolute()
     if prefix.is_symlink() or (prefix.exists() and not prefix.is_dir()):
         raise CaffedocError(f"--prefix {prefix}: not a directory; choose one to install into")
-    if prefix.is_dir() and install.read_record(prefix) is None and any(prefix.iterdir()):
+    if prefix.is_dir() and BuildRecord.read(prefix) is None and any(prefix.iterdir()):
         raise CaffedocError(
             f"--prefix {prefix} is not empty and was not installed by caffedoc "
-            f"(no {install.RECORD}): choose another prefix"
+            f"(no {RECORD}): choose another prefix"
         )
     if os.geteuid() == 0:
         _owned_by_root(prefix)

@@ -19,8 +19,8 @@ from pathlib import Path
 from caffedoc import host
 from caffedoc.build import paths, source
 from caffedoc.build.steps import Log, StepError
+from caffedoc.distribution import os_release
 from caffedoc.errors import CaffedocError
-from caffedoc.probes.system import os_release
 
 HEADER = Path("/usr/include/google/protobuf/stubs/common.h")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from caffedoc import host
 from caffedoc.build import install, paths
 from caffedoc.build.steps import Log, StepError
+from caffedoc.elf import readelf_dynamic
 from caffedoc.errors import CaffedocError
-from caffedoc.probes import Context, loader
 from caffedoc.recipes import Recipe, Wheel
 
 COMPLETE = ".caffedoc-toolkit.json"
@@ -280,8 +280,8 @@ def runtime_libraries(root: Path, sonames: Iterable[str]) -> list[Path]:
 
 
 def needed(files: list[Path]) -> set[str]:
-    """The DT_NEEDED names of these ELF files (one readelf run, the loader probe's)."""
-    elves = loader.readelf_dynamic(files, Context(python=Path(sys.executable), timeout=60))
+    """The DT_NEEDED names of these ELF files (one readelf run, as the probes read them)."""
+    elves = readelf_dynamic(files, timeout=60)
     return {name for elf in elves.values() for name in elf.needed}
 
 

@@ -71,9 +71,9 @@ def build(
     Exit status: 0 built (or cache hit), 1 a step failed, 2 refused or bad usage.
     """
     from caffedoc.build import arches, engine
-    from caffedoc.build.facts import host_facts
     from caffedoc.build.plan import make_plan
     from caffedoc.probes import default_python
+    from caffedoc.probes.machine import host_facts
     from caffedoc.recipes import Request, load_all, resolve
 
     asked_arches = arches.parse(cuda_arch) if cuda_arch is not None else ()

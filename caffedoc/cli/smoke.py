@@ -62,7 +62,7 @@ def smoke(
 
 def _default_python(env: dict[str, str]) -> Path:
     """The interpreter the last `caffedoc build` pinned, else python3 on PATH."""
+    from caffedoc.layout import last_built_python
     from caffedoc.probes import default_python
-    from caffedoc.smoke.pinned import last_built_python
 
     return last_built_python() or default_python(env)

@@ -1,12 +1,19 @@
 """Probes gather facts about the machine; they never judge.
 
-One module per subject registers a probe with `@probe(area)`. A probe takes the
-`Context` (what to look at) and returns a dataclass of facts. `gather` runs every
-probe concurrently: a probe that raises or outlives its deadline becomes a
-recorded failure, never an exception. So does a probe whose facts say it could
-not examine its subject (its `unexamined` hook: a target that is not a Python,
-an interpreter that hung), and the areas whose subject is the target interpreter
-are not examined when it was not: a report never shows them as healthy.
+A probe is a function registered with `@probe(name, needs=(...))`: it receives
+this check's `Session` and the facts of each probe it needs, in that order, and
+returns a dataclass of facts. `gather` runs the graph those declarations make:
+every probe starts as soon as its needs are done, independent ones at once (in
+threads), each under its own deadline. A probe that raises or outlives its
+deadline is a recorded failure, never an exception; a probe whose need left no
+facts is not run. A probe whose facts say it examined nothing (its `unexamined`
+hook: a target that is not a Python, an interpreter that hung) fails its area,
+and the areas that read those facts are not examined either: a report never
+shows them as healthy.
+
+Most probes are report areas (`facts.get("caffe")`); the rest are internal
+facts several areas read (the target interpreter, the import children, Caffe's
+binaries, the CUDA toolkits…), run once per check, never shown on their own.
 """
 
 from __future__ import annotations
@@ -16,16 +23,30 @@ import dataclasses
 import importlib
 import os
 import sys
+import threading
+import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-# The subjects, in report order; each is a module of this package.
-MODULES = ("system", "python", "protobuf", "caffe", "cuda", "opencv")
-# The areas that examine what the target interpreter sees and imports.
-TARGET_AREAS = ("python", "protobuf", "caffe", "opencv")
+# The subjects, each a module of this package; report areas in report order.
+MODULES = (
+    "system",
+    "interpreters",
+    "imports",
+    "python",
+    "binaries",
+    "protobuf",
+    "caffe",
+    "toolkits",
+    "driver",
+    "cudnn",
+    "cuda",
+    "opencv",
+)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,23 +61,53 @@ class Context:
     ld_so_cache: Path = Path("/etc/ld.so.cache")  # the linker cache to read
 
 
+class Session:
+    """One check's look at the machine: the context, and what its probes computed once
+    (a library's closure, an `ldconfig -p`, a child asking libcudnn its version). A
+    later check (after `caffedoc fix`, say) gets a new session and looks afresh."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._done: dict[tuple, concurrent.futures.Future] = {}
+
+    def once(self, key: tuple, compute: Callable[[], T]) -> T:
+        """`compute()` a single time per session however many threads ask at once."""
+        with self._lock:
+            fut = self._done.get(key)
+            owner = fut is None
+            if owner:
+                fut = self._done[key] = concurrent.futures.Future()
+        if owner:
+            try:
+                fut.set_result(compute())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+
 @dataclass(frozen=True)
 class Probe:
-    area: str
-    gather: Callable[[Context], Any]
+    name: str
+    gather: Callable[..., Any]  # (session, *the facts of `needs`, in order)
+    needs: tuple[str, ...]
     summarize: Callable[[Any], list[str]]
     unexamined: Callable[[Any], str | None]  # why its facts examined nothing, if so
+    area: bool  # a report area; else internal facts that areas read
+    subject: str  # what the probes that need it are told is missing
+    deadline: float  # seconds from its start
 
 
 @dataclass
 class Facts:
-    """Every probe's result by area, and the probes that failed (area → why)."""
+    """Every area's facts, and the areas that were not examined (area → why)."""
 
     areas: dict[str, Any] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    internal: dict[str, Any] = field(default_factory=dict)  # facts no report shows
 
     def get(self, area: str) -> Any:
-        return self.areas.get(area)
+        return self.areas.get(area, self.internal.get(area))
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {a: _jsonable(v) for a, v in self.areas.items()}
@@ -69,16 +120,28 @@ REGISTRY: dict[str, Probe] = {}
 
 
 def probe(
-    area: str,
+    name: str,
+    needs: tuple[str, ...] = (),
     summarize: Callable[[Any], list[str]] | None = None,
     unexamined: Callable[[Any], str | None] | None = None,
-):
-    """Register a probe function for `area`; `unexamined` reads its facts and says why
-    they examined nothing (the subject could not be run), or None."""
+    *,
+    area: bool = True,
+    subject: str | None = None,
+    deadline: float = 60.0,
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Register a probe for `name` that reads the facts of `needs`; `unexamined` reads its
+    facts and says why they examined nothing (the subject could not be run), or None."""
 
-    def register(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
-        REGISTRY[area] = Probe(
-            area, fn, summarize or (lambda _facts: []), unexamined or (lambda _facts: None)
+    def register(fn: Callable[..., T]) -> Callable[..., T]:
+        REGISTRY[name] = Probe(
+            name,
+            fn,
+            tuple(needs),
+            summarize or (lambda _facts: []),
+            unexamined or (lambda _facts: None),
+            area,
+            subject or f"the {name} facts",
+            deadline,
         )
         return fn
 
@@ -91,48 +154,96 @@ def load_all() -> dict[str, Probe]:
     return REGISTRY
 
 
-def gather(ctx: Context, deadline: float = 60.0) -> Facts:
-    """Run every probe at once; collect facts and failures."""
+def _wanted(probes: Mapping[str, Probe], only: Iterable[str] | None) -> list[str]:
+    """The probes to run, in declaration order: `only` and everything they need."""
+    todo, seen = list(only if only is not None else probes), set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += probes[name].needs
+    return [n for n in probes if n in seen]
+
+
+def gather(ctx: Context, only: Iterable[str] | None = None) -> Facts:
+    """Run the probe graph (all of it, or what `only` needs) for one check."""
     probes = load_all()
-    facts = Facts()
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(probes))
-    futures = {pool.submit(p.gather, ctx): area for area, p in probes.items()}
-    done, pending = concurrent.futures.wait(futures, timeout=deadline)
-    for fut in done:
-        area = futures[fut]
-        exc = fut.exception()
-        if exc is None:
-            facts.areas[area] = fut.result()
-        else:
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            facts.failures[area] = (
-                f"the {area} probe crashed: {type(exc).__name__}: {exc} "
-                f"({Path(where.filename).name}:{where.lineno})"
-            )
-    for fut in pending:
-        area = futures[fut]
-        facts.failures[area] = f"the {area} probe did not finish in {deadline:.0f} s"
+    names = _wanted(probes, only)
+    session = Session(ctx)
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}  # probe → why it saw nothing
+    waiting = list(names)
+    running: dict[concurrent.futures.Future, tuple[str, float]] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(names))
+    while waiting or running:
+        for name in list(waiting):
+            p = probes[name]
+            missing = [n for n in p.needs if n not in results and n in failed]
+            if missing:
+                waiting.remove(name)
+                failed[name] = _needs_failed(probes[missing[0]], failed[missing[0]])
+            elif all(n in results for n in p.needs):
+                waiting.remove(name)
+                fut = pool.submit(p.gather, session, *(results[n] for n in p.needs))
+                running[fut] = (name, time.monotonic() + p.deadline)
+        if not running:
+            if waiting:  # a need that nothing provides: a programming error
+                raise RuntimeError(f"probes with unmet needs: {', '.join(waiting)}")
+            break
+        first = min(end for _name, end in running.values())
+        done, _ = concurrent.futures.wait(
+            running, timeout=max(0.0, first - time.monotonic()), return_when="FIRST_COMPLETED"
+        )
+        for fut in done:
+            name, _end = running.pop(fut)
+            exc = fut.exception()
+            if exc is not None:
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                failed[name] = (
+                    f"the {name} probe crashed: {type(exc).__name__}: {exc} "
+                    f"({Path(where.filename).name}:{where.lineno})"
+                )
+                continue
+            results[name] = fut.result()
+            p = probes[name]
+            why = p.unexamined(results[name]) or _need_unexamined(probes, p, failed)
+            if why:
+                failed[name] = why
+        now = time.monotonic()
+        for fut, (name, end) in list(running.items()):
+            if end <= now and not fut.done():
+                del running[fut]
+                failed[name] = f"the {name} probe did not finish in {probes[name].deadline:.0f} s"
     pool.shutdown(wait=False, cancel_futures=True)
-    _not_examined(facts, probes)
+    facts = Facts()
+    for name in names:
+        where = facts.areas if probes[name].area else facts.internal
+        if name in results:
+            where[name] = results[name]
+        if probes[name].area and name in failed:
+            facts.failures[name] = failed[name]
     return facts
 
 
-def _not_examined(facts: Facts, probes: Mapping[str, Probe]) -> None:
-    """Record as failures the areas that gathered facts yet examined nothing."""
-    for area, data in facts.areas.items():
-        why = probes[area].unexamined(data)
-        if why and area not in facts.failures:
-            facts.failures[area] = why
-    if "python" in facts.failures:
-        for area in TARGET_AREAS:
-            facts.failures.setdefault(
-                area, "not examined: it needs the target interpreter, which could not be examined"
-            )
+def _needs_failed(need: Probe, why: str) -> str:
+    """Why a probe is not examined when `need` failed for `why`: an area's failure is
+    shown in its own area, an internal one only here."""
+    said = "" if need.area else f": {why}"
+    return f"not examined: it needs {need.subject}, which could not be examined{said}"
+
+
+def _need_unexamined(probes: Mapping[str, Probe], p: Probe, failed: Mapping[str, str]) -> str:
+    """An area whose facts rest on a need that examined nothing examined nothing either;
+    internal facts are building blocks, partial when their need was."""
+    if not p.area:
+        return ""
+    bad = next((n for n in p.needs if n in failed), None)
+    return _needs_failed(probes[bad], failed[bad]) if bad else ""
 
 
 def summary(area: str, facts: Facts) -> list[str]:
     """A probe's own one-line account of what it saw, for the report."""
-    data = facts.get(area)
+    data = facts.areas.get(area)
     if data is None or area not in REGISTRY:
         return []
     try:

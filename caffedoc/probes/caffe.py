@@ -2,70 +2,23 @@
 wins, whether its compiled module and the libraries behind it resolve, and what
 a `--caffe` tree holds.
 
-Library resolution is the loader's own search, reconstructed by `loader` from
-the context's linker configuration and cache and the user's LD_LIBRARY_PATH (the
-cuda area resolves the same way, so both agree). What a compiled module
-was built for is read from its bytes: the init symbol (`PyInit__caffe` is
-Python 3, `init_caffe` Python 2), the Boost.Python/libpython it links, and the
-numpy C-API import it embeds (numpy 2 headers import `numpy._core`).
+Each compiled module and library is examined by `binaries`, once for this area
+and the cuda area alike.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import glob
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.probes import Context, probe
-from caffedoc.probes.loader import NoReadelf, closure
-from caffedoc.probes.python import (
-    ImportAttempt,
-    Interpreter,
-    import_attempt,
-    introspect,
-    once,
-    start_imports,
-)
-
-# Libraries worth naming in a report, by what they say about the build.
-NOTABLE = re.compile(
-    r"^lib(caffe|protobuf|python\d|boost_python|cudart|cublas|curand|cudnn|nccl|opencv_core"
-    r"|glog|gflags|hdf5|openblas|blas|cblas|mkl_rt|lmdb|leveldb)[\w.+-]*\.so"
-)
-SCAN_LIMIT = 64 << 20  # bytes of a compiled module read to learn what it was built for
-
-
-@dataclass(frozen=True)
-class Linkage:
-    """What the dynamic loader makes of one shared object."""
-
-    path: str
-    missing: tuple[str, ...] = ()  # sonames that resolve nowhere (itself or what it loads)
-    libraries: dict[str, str] = field(default_factory=dict)  # notable soname → resolved path
-    error: str | None = None  # the file is no shared object the loader could load
-    unknown: str | None = None  # why it could not be examined (no readelf here)
-
-    def find(self, prefix: str) -> tuple[str, str] | None:
-        for name, path in self.libraries.items():
-            if name.startswith(prefix):
-                return name, path
-        return None
-
-
-@dataclass(frozen=True)
-class Extension:
-    """A `_caffe` compiled module and what it was built for."""
-
-    path: str
-    linkage: Linkage
-    python_major: int | None  # from its init symbol
-    python_version: str | None  # from the Boost.Python/libpython it links, or its file name
-    numpy_headers: str | None  # "1.x" or "2.x": the numpy C API it was compiled against
-    gpu: bool  # links the CUDA runtime (directly or through libcaffe)
+from caffedoc.probes import Session, probe
+from caffedoc.probes.binaries import CaffeBinaries, Extension, Linkage, extension, linkage
+from caffedoc.probes.imports import ImportAttempt, ImportChildren, import_attempt
+from caffedoc.probes.interpreters import Interpreter
 
 
 @dataclass(frozen=True)
@@ -106,56 +59,6 @@ class CaffeFacts:
     @property
     def winner(self) -> Install | None:
         return next((i for i in self.installs if i.wins), None)
-
-
-def _linkage(ctx: Context, path: str) -> Linkage:
-    try:
-        seen = closure(ctx, path)
-    except NoReadelf as exc:
-        return Linkage(path, unknown=f"readelf is missing (install binutils): {exc}")
-    if seen.error:
-        return Linkage(path, error=seen.error)
-    libs = {n.soname: str(n.path) for n in seen.loaded if n.path and NOTABLE.match(n.soname)}
-    return Linkage(path, seen.missing, libs)
-
-
-def linkage(ctx: Context, path: str | os.PathLike[str]) -> Linkage:
-    """What one shared object loads, resolved as the loader would; once per context."""
-    p = str(path)
-    return once(ctx, ("linkage", p), lambda: _linkage(ctx, p))
-
-
-def _built_for(path: str, link: Linkage) -> tuple[int | None, str | None, str | None]:
-    """(Python major, Python version, numpy header generation) read from the module."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(SCAN_LIMIT)
-    except OSError:
-        data = b""
-    major = 3 if b"PyInit__caffe\0" in data else 2 if b"\0init_caffe\0" in data else None
-    version = None
-    m = re.search(r"\.cpython-(\d)(\d+)", os.path.basename(path))
-    if m:
-        version = f"{m.group(1)}.{m.group(2)}"
-    for name in link.libraries:
-        m = re.match(r"libboost_python-?(?:py)?(\d)(\d+)", name) or re.match(
-            r"libpython(\d)\.(\d+)", name
-        )
-        if m:
-            version = f"{m.group(1)}.{m.group(2)}"
-    numpy = None
-    if b"numpy._core._multiarray_umath" in data:
-        numpy = "2.x"
-    elif b"numpy.core._multiarray_umath" in data or b"numpy.core.multiarray" in data:
-        numpy = "1.x"
-    return major, version, numpy
-
-
-def extension(ctx: Context, path: str) -> Extension:
-    link = linkage(ctx, path)
-    major, version, numpy = _built_for(path, link)
-    gpu = any(n.startswith("libcudart") for n in (*link.libraries, *link.missing))
-    return Extension(path, link, major, version, numpy, gpu)
 
 
 def _inside(path: str, root: str | None) -> bool:
@@ -202,7 +105,7 @@ def _globs(root: str, patterns: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _tree(ctx: Context, root: Path) -> Tree:
+def _tree(session: Session, root: Path) -> Tree:
     r = str(root)
     packages = [
         p for p in _globs(r, PACKAGE_GLOBS) if os.path.isfile(os.path.join(p, "__init__.py"))
@@ -222,8 +125,8 @@ def _tree(ctx: Context, root: Path) -> Tree:
         root=r,
         packages=tuple(packages),
         libraries=tuple(libraries),
-        libcaffe=linkage(ctx, real_libs[0]) if real_libs else None,
-        extension=extension(ctx, exts[0]) if exts else None,
+        libcaffe=linkage(session, real_libs[0]) if real_libs else None,
+        extension=extension(session, exts[0]) if exts else None,
         pb_h=pb_h,
         proto=proto if os.path.isfile(proto) else None,
         cmake=cmake,
@@ -256,37 +159,30 @@ def _summarize(f: CaffeFacts) -> list[str]:
     return lines
 
 
-@probe("caffe", _summarize)
-def gather(ctx: Context) -> CaffeFacts:
-    """The caffe area's facts, once per context (the protobuf probe reads them too)."""
-    return once(ctx, ("caffe",), lambda: _gather(ctx))
-
-
-def _gather(ctx: Context) -> CaffeFacts:
-    start_imports(ctx)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        attempt = pool.submit(import_attempt, ctx)
-        tree = pool.submit(_tree, ctx, ctx.caffe_dir) if ctx.caffe_dir else None
-        target: Interpreter = introspect(ctx, ctx.python)
-        winner = target.winner("caffe")
-        exts = {e: pool.submit(extension, ctx, e) for loc in target.caffe for e in loc.extensions}
-        root = str(ctx.caffe_dir) if ctx.caffe_dir else None
-        installs = tuple(
-            Install(
-                path=loc.path,
-                kind=loc.kind,
-                entry=loc.entry,
-                origin=loc.origin,
-                wins=loc is winner,
-                in_tree=_inside(loc.path, root),
-                extension=exts[loc.extensions[0]].result() if loc.extensions else None,
-                pb2=loc.pb2,
-            )
-            for loc in target.caffe
+@probe("caffe", ("target", "imports", "binaries"), _summarize)
+def gather(
+    session: Session, target: Interpreter, children: ImportChildren, binaries: CaffeBinaries
+) -> CaffeFacts:
+    """Every caffe package the target reaches, which wins, and what `import caffe` does."""
+    ctx = session.ctx
+    winner = target.winner("caffe")
+    root = str(ctx.caffe_dir) if ctx.caffe_dir else None
+    installs = tuple(
+        Install(
+            path=loc.path,
+            kind=loc.kind,
+            entry=loc.entry,
+            origin=loc.origin,
+            wins=loc is winner,
+            in_tree=_inside(loc.path, root),
+            extension=binaries.extensions[loc.extensions[0]] if loc.extensions else None,
+            pb2=loc.pb2,
         )
-        return CaffeFacts(
-            python=str(ctx.python),
-            installs=installs,
-            import_attempt=attempt.result(),
-            tree=tree.result() if tree else None,
-        )
+        for loc in target.caffe
+    )
+    return CaffeFacts(
+        python=str(ctx.python),
+        installs=installs,
+        import_attempt=import_attempt(children, ctx.timeout),
+        tree=_tree(session, ctx.caffe_dir) if ctx.caffe_dir else None,
+    )

@@ -18,15 +18,14 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.probes import Context
-from caffedoc.probes.python import once
+from caffedoc.elf import Elf, not_elf, readelf_dynamic
+from caffedoc.probes import Session
 
 SBIN = ("/usr/sbin", "/sbin")
-ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
@@ -39,18 +38,6 @@ class Needed:
     @property
     def resolved(self) -> bool:
         return self.path is not None or self.how == "loaded by the interpreter"
-
-
-class NoReadelf(Exception):
-    """readelf (binutils) is missing: libraries cannot be examined."""
-
-
-@dataclass
-class Elf:
-    needed: list[str] = field(default_factory=list)
-    runpath: list[str] = field(default_factory=list)
-    rpath: list[str] = field(default_factory=list)
-    device_code: bool = False  # a .nv_fatbin section: kernels compiled by nvcc
 
 
 @dataclass(frozen=True)
@@ -108,11 +95,12 @@ def conf_dirs(conf: Path, seen: set[str] | None = None) -> tuple[list[Path], lis
     return dirs, includes
 
 
-def ld_library_path(ctx: Context) -> list[str]:
-    return [p for p in ctx.env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+def ld_library_path(env: Mapping[str, str]) -> list[str]:
+    return [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
 
 
-def _read_cache(ctx: Context) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
+def _read_cache(session: Session) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
+    ctx = session.ctx
     found = host.which_all("ldconfig", ctx.env.get("PATH", "") + os.pathsep + os.pathsep.join(SBIN))
     if not found:
         return {}, "ldconfig not found"
@@ -127,10 +115,10 @@ def _read_cache(ctx: Context) -> tuple[dict[str, list[tuple[str, str]]], str | N
     return cache, None
 
 
-def read_cache(ctx: Context) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
+def read_cache(session: Session) -> tuple[dict[str, list[tuple[str, str]]], str | None]:
     """soname → [(flags, path)] of the context's cache, and why it could not be read;
-    one `ldconfig -p` per context."""
-    return once(ctx, ("ld.so.cache",), lambda: _read_cache(ctx))
+    one `ldconfig -p` per check."""
+    return session.once(("ld.so.cache",), lambda: _read_cache(session))
 
 
 def cache_lookup(cache: Mapping[str, list[tuple[str, str]]], soname: str) -> str | None:
@@ -142,49 +130,11 @@ def cache_lookup(cache: Mapping[str, list[tuple[str, str]]], soname: str) -> str
 # ---------------------------------------------------------------- ELF
 
 
-def readelf_dynamic(paths: list[Path], ctx: Context) -> dict[str, Elf]:
-    """DT_NEEDED, RUNPATH, RPATH and CUDA code of each file, from one `readelf` run."""
-    if not paths:
-        return {}
-    res = host.run(["readelf", "-W", "-d", "-S", *paths], timeout=ctx.timeout, env=ctx.env)
-    if res.error:
-        raise NoReadelf(res.describe())
-    out: dict[str, Elf] = {}
-    current = Elf() if len(paths) == 1 else None
-    if current is not None:
-        out[str(paths[0])] = current
-    for line in res.stdout.splitlines():
-        if line.startswith("File: "):
-            current = out.setdefault(line[6:].strip(), Elf())
-            continue
-        if current is not None and " .nv_fatbin " in line:
-            current.device_code = True
-        m = re.search(r"\((NEEDED|RUNPATH|RPATH)\)\s+[^\[]*\[(.*)\]", line)
-        if not m or current is None:
-            continue
-        kind, value = m.groups()
-        if kind == "NEEDED":
-            current.needed.append(value)
-        else:
-            getattr(current, kind.lower()).extend(p for p in value.split(":") if p)
-    return out
-
-
-def _not_elf(path: Path) -> str | None:
-    """Why `path` is no ELF object, or None when it is one."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None if head == ELF_MAGIC else "not an ELF file"
-
-
 class _Elves:
-    """readelf results of one context, read in batches and kept."""
+    """readelf results of one check, read in batches and kept."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, session: Session) -> None:
+        self.ctx = session.ctx
         self.lock = threading.Lock()
         self.known: dict[str, Elf] = {}
 
@@ -193,7 +143,7 @@ class _Elves:
         with self.lock:
             todo = [p for p in wanted if p not in self.known]
         if todo:
-            found = readelf_dynamic([Path(p) for p in todo], self.ctx)
+            found = readelf_dynamic([Path(p) for p in todo], self.ctx.timeout, self.ctx.env)
             with self.lock:
                 for p in todo:
                     self.known[p] = found.get(p, Elf())
@@ -201,20 +151,20 @@ class _Elves:
             return {p: self.known[p] for p in wanted}
 
 
-def elves(ctx: Context) -> _Elves:
-    return once(ctx, ("elves",), lambda: _Elves(ctx))
+def elves(session: Session) -> _Elves:
+    return session.once(("elves",), lambda: _Elves(session))
 
 
-def preloaded(ctx: Context) -> frozenset[str]:
+def preloaded(session: Session) -> frozenset[str]:
     """Sonames the target interpreter itself loads: a module finds them already there."""
 
     def read() -> frozenset[str]:
-        interpreter = Path(os.path.realpath(ctx.python))
-        if _not_elf(interpreter):
+        interpreter = Path(os.path.realpath(session.ctx.python))
+        if not_elf(interpreter):
             return frozenset()
-        return frozenset(elves(ctx).read([interpreter])[str(interpreter)].needed)
+        return frozenset(elves(session).read([interpreter])[str(interpreter)].needed)
 
-    return once(ctx, ("preloaded",), read)
+    return session.once(("preloaded",), read)
 
 
 # ---------------------------------------------------------------- resolution
@@ -229,7 +179,7 @@ def _needed(soname: str, path: Path, how: str) -> Needed:
 
 
 def resolve(
-    ctx: Context,
+    session: Session,
     soname: str,
     elf: Elf,
     origin: Path,
@@ -242,18 +192,18 @@ def resolve(
     """
     if "/" in soname:
         return Needed(soname, Path(soname) if os.path.exists(soname) else None, "path", None)
-    if soname in preloaded(ctx):
+    if soname in preloaded(session):
         return Needed(soname, None, "loaded by the interpreter", None)
     searches: list[tuple[str, list[Path]]] = []
     if not elf.runpath:
         searches.append(("RPATH", [expand(p, origin) for p in elf.rpath] + list(inherited_rpath)))
-    searches.append(("LD_LIBRARY_PATH", [Path(p) for p in ld_library_path(ctx)]))
+    searches.append(("LD_LIBRARY_PATH", [Path(p) for p in ld_library_path(session.ctx.env)]))
     searches.append(("RUNPATH", [expand(p, origin) for p in elf.runpath]))
     for how, dirs in searches:
         for d in dirs:
             if (d / soname).exists():
                 return _needed(soname, d / soname, how)
-    cache, _error = read_cache(ctx)
+    cache, _error = read_cache(session)
     hit = cache_lookup(cache, soname)
     if hit and os.path.exists(hit):
         return _needed(soname, Path(hit), "ld.so.cache")
@@ -263,11 +213,11 @@ def resolve(
     return Needed(soname, None, None, None)
 
 
-def _closure(ctx: Context, path: Path) -> Closure:
-    why = _not_elf(path)
+def _closure(session: Session, path: Path) -> Closure:
+    why = not_elf(path)
     if why:
         return Closure(path, Elf(), (), (), error=why)
-    reader = elves(ctx)
+    reader = elves(session)
     root = reader.read([path])[str(path)]
     # (object's ELF, its directory, RPATH it passes on to what it loads)
     level = [(root, path.parent, ())]
@@ -281,22 +231,22 @@ def _closure(ctx: Context, path: Path) -> Closure:
                 if elf.runpath
                 else (tuple(expand(p, origin) for p in elf.rpath) + inherited)
             )
-            needs = [resolve(ctx, n, elf, origin, inherited) for n in elf.needed]
+            needs = [resolve(session, n, elf, origin, inherited) for n in elf.needed]
             if elf is root:
                 direct = tuple(needs)
             for n in needs:
                 if n.soname not in loaded:
                     loaded[n.soname] = n
-                    if n.path is not None and not _not_elf(n.path):
+                    if n.path is not None and not not_elf(n.path):
                         found.append((n, passes))
         read = reader.read([n.path for n, _ in found if n.path])
         level = [(read[str(n.path)], n.path.parent, passes) for n, passes in found if n.path]
     return Closure(path, root, direct, tuple(loaded.values()))
 
 
-def closure(ctx: Context, path: str | os.PathLike[str]) -> Closure:
-    """What `path` loads, resolved the way the loader would; once per path and context.
+def closure(session: Session, path: str | os.PathLike[str]) -> Closure:
+    """What `path` loads, resolved the way the loader would; once per path and check.
 
     Raises NoReadelf when binutils is missing."""
     p = Path(path)
-    return once(ctx, ("closure", str(p)), lambda: _closure(ctx, p))
+    return session.once(("closure", str(p)), lambda: _closure(session, p))

@@ -4,9 +4,9 @@ Why separate processes: the failures this looks for (a protobuf descriptor
 registered twice, two OpenCV builds in one process) abort or segfault the
 interpreter, sometimes only at exit, and depend on import order. Each child
 reports its progress line by line, so whatever it printed before it died says
-which import killed it. The children are the python area's import children
-(`scripts/try_import.py`): the first is also the caffe probe's `import caffe`,
-so a check imports caffe twice, not three times. Both start before the other
+which import killed it. The children are the `imports` probe's
+(`scripts/try_import.py`): the first is also the caffe area's `import caffe`, so
+a check imports caffe twice, not three times. Both start before the other
 probes: they are the slowest part of `caffedoc check`.
 """
 
@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from caffedoc.probes import Context, probe
-from caffedoc.probes.python import IMPORT_ORDERS, ImportChild, imports, start_imports
+from caffedoc.probes import Session, probe
+from caffedoc.probes.imports import ImportChild, ImportChildren
+from caffedoc.probes.interpreters import Interpreter
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,10 @@ def _unexamined(f: OpencvFacts) -> str | None:
     return "; ".join(said) or None
 
 
-@probe("opencv", _summarize, _unexamined)
-def gather(ctx: Context) -> OpencvFacts:
-    start_imports(ctx)
-    children = [imports(ctx, order) for order in IMPORT_ORDERS]
+@probe("opencv", ("target", "imports"), _summarize, _unexamined)
+def gather(_session: Session, target: Interpreter, children: ImportChildren) -> OpencvFacts:
+    """Both children's verdicts; they ran the target, so they mean nothing when it could
+    not be examined."""
     runs = tuple(_run(child) for child in children)
     modules: dict[str, Module] = {}
     cv2_protobuf: list[str] = []
@@ -198,7 +199,7 @@ def gather(ctx: Context) -> OpencvFacts:
             if name not in modules:
                 import_errors.setdefault(name, why)
     return OpencvFacts(
-        python=ctx.python,
+        python=Path(target.path),
         runs=runs,
         modules=modules,
         import_errors=import_errors,

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass, field
 
 from caffedoc import host
-from caffedoc.probes import Context, probe
-from caffedoc.probes import caffe as caffe_probe
-from caffedoc.probes import python as python_probe
+from caffedoc.probes import Context, Session, probe
+from caffedoc.probes.caffe import CaffeFacts
+from caffedoc.probes.interpreters import Interpreter
 from caffedoc.probes.loader import read_cache
+from caffedoc.probes.python import PythonFacts
 
 HEADER_FILES = (
     ("google/protobuf/port_def.inc", re.compile(r"^#define PROTOBUF_VERSION (\d+)", re.M)),
@@ -113,8 +114,8 @@ def _protoc(ctx: Context) -> tuple[tuple[str, str | None], ...]:
     return tuple(map(version, found.values()))
 
 
-def _linker_cache(ctx: Context) -> tuple[tuple[str, str], ...]:
-    cache, _error = read_cache(ctx)
+def _linker_cache(session: Session) -> tuple[tuple[str, str], ...]:
+    cache, _error = read_cache(session)
     return tuple(
         (soname, path)
         for soname, entries in cache.items()
@@ -156,7 +157,7 @@ def _pb_h(path: str | None) -> tuple[str, str | None] | None:
     return path, numeric_version(m.group(1)) if m else None
 
 
-def _runtime(interp: python_probe.Interpreter) -> Runtime:
+def _runtime(interp: Interpreter) -> Runtime:
     copies = interp.protobuf
     win = copies[0] if copies else None
     return Runtime(
@@ -196,7 +197,7 @@ def _summarize(f: ProtobufFacts) -> list[str]:
 
 
 def _loaded_by_caffe(
-    facts: caffe_probe.CaffeFacts, dpkg: dict[str, str]
+    facts: CaffeFacts, dpkg: dict[str, str]
 ) -> tuple[tuple[str, str, str | None] | None, str | None]:
     candidates = []
     if facts.winner and facts.winner.extension:
@@ -214,15 +215,30 @@ def _loaded_by_caffe(
     return None, usable[0].path if usable else None
 
 
-@probe("protobuf", _summarize)
-def gather(ctx: Context) -> ProtobufFacts:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        protoc = pool.submit(_protoc, ctx)
-        cache = pool.submit(_linker_cache, ctx)
-        dpkg = pool.submit(_dpkg, ctx)
-        attempt = pool.submit(python_probe.import_attempt, ctx)
-        py = python_probe.gather(ctx)
-        caffe_facts = caffe_probe.gather(ctx)
+@dataclass(frozen=True)
+class Installed:
+    """protobuf as the machine has it, whatever the interpreter: read while the import
+    children run, so the area waits on them alone."""
+
+    protoc: tuple[tuple[str, str | None], ...]
+    linker_cache: tuple[tuple[str, str], ...]
+    dpkg: dict[str, str]
+
+
+@probe("protobuf-installed", area=False, subject="the installed protobuf")
+def installed(session: Session) -> Installed:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        protoc = pool.submit(_protoc, session.ctx)
+        cache = pool.submit(_linker_cache, session)
+        dpkg = pool.submit(_dpkg, session.ctx)
+        return Installed(protoc.result(), cache.result(), dpkg.result())
+
+
+@probe("protobuf", ("python", "caffe", "protobuf-installed"), _summarize)
+def gather(
+    session: Session, py: PythonFacts, caffe_facts: CaffeFacts, machine: Installed
+) -> ProtobufFacts:
+    ctx = session.ctx
     target = py.target
     others = [i for p, i in py.interpreters.items() if p != str(ctx.python) and i.ok]
     tree = caffe_facts.tree
@@ -243,21 +259,21 @@ def gather(ctx: Context) -> ProtobufFacts:
             ),
             None,
         )
-    imp = attempt.result()
+    imp = caffe_facts.import_attempt
     load = None
     if imp.pb2:
         load = {"ok": True, "path": imp.pb2}
     elif imp.pb2_load:
         load = imp.pb2_load
-    links, links_from = _loaded_by_caffe(caffe_facts, dpkg.result())
+    links, links_from = _loaded_by_caffe(caffe_facts, machine.dpkg)
     return ProtobufFacts(
         python=str(ctx.python),
         runtimes=tuple(_runtime(i) for i in [target, *others] if i.ok),
         implementation=(imp.protobuf or {}).get("implementation"),
         implementation_env=ctx.env.get("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"),
-        protoc=protoc.result(),
-        linker_cache=cache.result(),
-        dpkg=dpkg.result(),
+        protoc=machine.protoc,
+        linker_cache=machine.linker_cache,
+        dpkg=machine.dpkg,
         headers=headers,
         caffe_links=links,
         caffe_links_from=links_from,

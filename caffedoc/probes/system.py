@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 from dataclasses import dataclass
 
-import distro
 import psutil
 
 from caffedoc import host
+from caffedoc.distribution import os_release
 from caffedoc.fix import journal
-from caffedoc.probes import Context, probe
+from caffedoc.probes import Session, probe
 
 
 @dataclass(frozen=True)
@@ -43,16 +42,9 @@ def _summarize(f: SystemFacts) -> list[str]:
     ]
 
 
-@functools.cache
-def os_release() -> distro.LinuxDistribution:
-    """The distribution from /etc/os-release and its kin, read as files: `distro` would
-    otherwise run `lsb_release` and `uname` from PATH, unbounded, and a hung one (or a
-    user's planted one) would hang the check."""
-    return distro.LinuxDistribution(include_lsb=False, include_uname=False, include_oslevel=False)
-
-
-@probe("system", _summarize)
-def gather(ctx: Context) -> SystemFacts:
+@probe("system", (), _summarize)
+def gather(session: Session) -> SystemFacts:
+    ctx = session.ctx
     mem = psutil.virtual_memory()
     os_info = os_release()
     return SystemFacts(

@@ -16,7 +16,7 @@ from caffedoc import host, knowledge
 from caffedoc.detect import finding
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.shellwords import AND, cmd, join
-from caffedoc.smoke.runner import ChildReport
+from caffedoc.smoke.events import ChildReport
 
 # The piece of `import caffe` that failed → the problem it points to.
 IMPORT_PIECES = {

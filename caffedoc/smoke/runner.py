@@ -8,7 +8,6 @@ crash or hang of caffedoc.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,44 +17,10 @@ from pathlib import Path
 from caffedoc import host
 from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding
+from caffedoc.smoke.events import ChildReport
 
 CHILD = Path(__file__).with_name("child.py")
-TAG = "caffedoc-smoke: "  # the child's report lines start with this
 MODES = ("auto", "cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class ChildReport:
-    """What the child said (its tagged lines) and everything else it printed."""
-
-    events: tuple[dict, ...]
-    log: str
-
-    @classmethod
-    def parse(cls, res: host.Result) -> ChildReport:
-        events, other = [], []
-        for line in res.stdout.splitlines():
-            if line.startswith(TAG):
-                try:
-                    events.append(json.loads(line[len(TAG) :]))
-                    continue
-                except ValueError:
-                    pass
-            other.append(line)
-        return cls(tuple(events), "\n".join([*other, res.stderr]).strip())
-
-    def last(self, event: str) -> dict | None:
-        return next((e for e in reversed(self.events) if e.get("event") == event), None)
-
-    @property
-    def stage(self) -> str | None:
-        """The stage the child had reached when it ended."""
-        last = self.last("stage")
-        return last["stage"] if last else None
-
-    @property
-    def passed(self) -> bool:
-        return self.last("pass") is not None
 
 
 @dataclass(frozen=True)

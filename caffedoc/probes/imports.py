@@ -1,0 +1,144 @@
+"""The real imports, in two children of `scripts/try_import.py` under the target
+interpreter: `import caffe; import cv2` (whose caffe steps are the caffe area's
+import attempt) and the reverse (the opencv area reads both). Each child reports
+its progress line by line, so whatever it printed before it died says which
+import killed it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from caffedoc import host
+from caffedoc.probes import Context, Session, probe
+from caffedoc.probes.interpreters import SCRIPTS, ended, run_python
+
+MARK = "@@caffedoc "
+
+
+@dataclass(frozen=True)
+class ImportAttempt:
+    """`import caffe` in a fresh child of the target interpreter."""
+
+    ok: bool
+    ran: str  # how the child ended, in words
+    error_type: str | None = None
+    error: str | None = None
+    frames: tuple[str, ...] = ()
+    caffe: str | None = None  # caffe.__file__
+    extension: str | None = None  # caffe._caffe.__file__
+    pb2: str | None = None  # caffe.proto.caffe_pb2.__file__ once loaded
+    pb2_load: dict[str, Any] | None = None  # the separate caffe_pb2 load, when done
+    protobuf: dict[str, Any] | None = None  # version, implementation, file
+    numpy: str | None = None
+    stderr_tail: str = ""
+    crashed: str | None = None  # the signal, a timeout
+
+
+@dataclass(frozen=True)
+class ImportChild:
+    """One run of `scripts/try_import.py`: its steps in order, and how it ended."""
+
+    order: tuple[str, ...]
+    steps: tuple[tuple[str, dict[str, Any]], ...]  # (step, what it reported), in order
+    result: host.Result
+    ended: str  # how the child ended, its script named rather than quoted
+
+    def step(self, name: str) -> dict[str, Any] | None:
+        return next((data for step, data in self.steps if step == name), None)
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [data for step, data in self.steps if step == name]
+
+    @property
+    def caffe_stderr(self) -> str:
+        """What the child printed on stderr up to the end of its caffe steps."""
+        return self.result.stderr.split(MARK + "caffe-done", 1)[0]
+
+    @property
+    def stderr(self) -> str:
+        return self.result.stderr.replace(MARK + "caffe-done\n", "")
+
+
+# `import caffe; import cv2` (which is also the caffe probe's `import caffe`) and the
+# reverse: each imports caffe, the slowest thing a check does, so they start first.
+IMPORT_ORDERS: tuple[tuple[str, ...], ...] = (("caffe", "cv2"), ("cv2", "caffe"))
+
+
+# Importing numpy starts a BLAS thread per core; the two import children run side by side
+# and compute nothing, so one thread each halves their CPU. A user's own setting wins.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
+    script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
+    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
+    steps = []
+    for line in res.stdout.splitlines():
+        if line.startswith(MARK):
+            try:
+                data = json.loads(line[len(MARK) :])
+            except ValueError:
+                continue
+            if isinstance(data, dict) and "step" in data:
+                steps.append((data.pop("step"), data))
+    return ImportChild(order, tuple(steps), res, ended(res, script, "try_import.py"))
+
+
+def _attempt(child: ImportChild, timeout: float) -> ImportAttempt:
+    res = child.result
+    crashed = None
+    # The protobuf step ends the caffe steps: a crash after it belongs to a later import.
+    if child.step("protobuf") is None:
+        if res.timed_out:
+            crashed = f"did not finish within {timeout:.0f} s"
+        elif res.signal_name:
+            crashed = f"killed by {res.signal_name}"
+        elif res.error:
+            crashed = f"could not start: {res.error}"
+    imp = child.step("import")
+    stderr_tail = "\n".join(child.caffe_stderr.strip().splitlines()[-6:])
+    if imp is None:
+        return ImportAttempt(
+            ok=False,
+            ran=child.ended,
+            error=crashed or "the import child printed no result",
+            stderr_tail=stderr_tail,
+            crashed=crashed or child.ended,
+        )
+    return ImportAttempt(
+        ok=bool(imp.get("ok")),
+        ran=child.ended,
+        error_type=imp.get("error_type"),
+        error=imp.get("error"),
+        frames=tuple(imp.get("frames", ())),
+        caffe=imp.get("caffe"),
+        extension=imp.get("extension"),
+        pb2=imp.get("pb2"),
+        pb2_load=child.step("pb2"),
+        protobuf=child.step("protobuf"),
+        numpy=imp.get("numpy"),
+        stderr_tail=stderr_tail,
+        crashed=crashed,
+    )
+
+
+def import_attempt(children: ImportChildren, timeout: float) -> ImportAttempt:
+    """`import caffe` under the target interpreter: the first steps of the child that
+    then imports cv2 (`import caffe; import cv2`)."""
+    return _attempt(children[0], timeout)
+
+
+ImportChildren = tuple[ImportChild, ...]  # one per IMPORT_ORDERS, in that order
+
+
+@probe("imports", area=False, subject="the import children")
+def imports(session: Session) -> ImportChildren:
+    """Both children, side by side; nothing waits for them to start: they are the slowest
+    part of a check (each imports caffe)."""
+    ctx = session.ctx
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(IMPORT_ORDERS)) as pool:
+        return tuple(pool.map(lambda order: _run_imports(ctx, order), IMPORT_ORDERS))
