@@ -380,6 +380,19 @@ def load_all(folder: Path | None = None) -> tuple[Recipe, ...]:
 # ---- resolution -------------------------------------------------------------------------------
 
 
+def compute_seen(
+    toolkit_versions: Iterable[str | None],
+    cudnn_versions: Iterable[str | None],
+    compute_capabilities: Iterable[str | None],
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """(CUDA X.Y, cuDNN, GPU targets as "86") of a machine, as recipes state them: the one
+    reading of the probes' compute facts, for build's resolution and check --require."""
+    toolkit = next((v for v in toolkit_versions if v), None)
+    cudnn = next((v for v in cudnn_versions if v), None)
+    arches = tuple(sorted({cc.replace(".", "") for cc in compute_capabilities if cc}))
+    return (".".join(toolkit.split(".")[:2]) if toolkit else None), cudnn, arches
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What resolution needs to know about a machine (built from probe facts, or by tests)."""

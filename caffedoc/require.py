@@ -16,7 +16,7 @@ from caffedoc import findings, platform
 from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
-from caffedoc.recipes import Recipe
+from caffedoc.recipes import Recipe, compute_seen
 from caffedoc.shellwords import cmd
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
@@ -58,19 +58,20 @@ def find(recipes: tuple[Recipe, ...], spec: str) -> Recipe:
 def machine_from(facts: Facts, packages: Mapping[str, str] | None) -> Machine:
     """Read the system, python and cuda areas of a check's facts."""
     system, python, cuda = facts.get("system"), facts.get("python"), facts.get("cuda")
-    toolkit = next((t.version for t in cuda.toolkits if t.version), None) if cuda else None
-    gpus = cuda.gpus if cuda else ()
+    toolkit, cudnn, arches = compute_seen(
+        (t.version for t in cuda.toolkits) if cuda else (),
+        (h.version for h in cuda.cudnn_headers) if cuda else (),
+        (g.compute_capability for g in cuda.gpus) if cuda else (),
+    )
     return Machine(
         distro=system.os_id if system else None,
         version=system.os_version if system else None,
         machine=system.machine if system else None,
         compiler=system.compiler if system else None,
         python=python.target.version if python else None,
-        cuda=".".join(toolkit.split(".")[:2]) if toolkit else None,
-        cudnn=next((h.version for h in cuda.cudnn_headers), None) if cuda else None,
-        gpu_arches=tuple(
-            sorted({g.compute_capability.replace(".", "") for g in gpus if g.compute_capability})
-        ),
+        cuda=toolkit,
+        cudnn=cudnn,
+        gpu_arches=arches,
         packages=packages,
     )
 

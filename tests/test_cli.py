@@ -14,10 +14,19 @@ def test_version():
     assert res.stdout.strip() == f"caffedoc {__version__}"
 
 
-def test_help_lists_commands():
+def test_help_lists_every_command_and_each_has_its_own_help():
+    from caffedoc.cli import app
+
+    names = [c.callback.__name__ for c in app.registered_commands]
+    assert len(names) >= 8
     res = caffedoc("--help")
     assert res.returncode == 0
-    assert "check" in res.stdout
+    commands = res.stdout.split("Commands:", 1)[1]
+    listed = {line.split()[0] for line in commands.splitlines() if line.strip()}
+    assert set(names) <= listed, (names, res.stdout)
+    for name in names:
+        own = caffedoc(name, "--help")
+        assert own.returncode == 0 and f"caffedoc {name} [OPTIONS]" in own.stdout, own.stdout
 
 
 def test_unknown_option_is_usage_error():

@@ -28,12 +28,31 @@ def test_required_ids_exist():
     assert set(REQUIRED) <= set(knowledge.entries())
 
 
-@pytest.mark.parametrize("pid", sorted(knowledge.entries()))
-def test_entry_is_complete(pid):
-    e = knowledge.get(pid)
-    assert e.title and e.summary and e.fix
-    assert e.area in knowledge.AREAS
-    assert all(r.startswith("https://") for r in e.references)
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('title = "t"\narea = "nowhere"\n', "field 'area' must be one of"),
+        (
+            'title = " "\narea = "cuda"\nsummary = "s"\nfix = "f"\nreferences = []\n',
+            "'title' is empty",
+        ),
+        (
+            'title = "t"\narea = "cuda"\nsummary = "s"\nfix = ""\nreferences = []\n',
+            "'fix' is empty",
+        ),
+    ],
+)
+def test_an_entry_without_its_words_is_refused(tmp_path, monkeypatch, body, says):
+    """Every entry has words to print (what it is, what to do): the parser refuses one
+    that lacks them, so no report can show an empty title or fix."""
+    (tmp_path / "bad-entry.toml").write_text('id = "bad-entry"\n' + body)
+    monkeypatch.setattr(knowledge, "HERE", tmp_path)
+    knowledge.entries.cache_clear()
+    try:
+        with pytest.raises(knowledge.KnowledgeError, match=says):
+            knowledge.entries()
+    finally:
+        knowledge.entries.cache_clear()
 
 
 def test_malformed_entry_names_file_and_field(tmp_path, monkeypatch):

@@ -19,39 +19,39 @@ RECIPES = load_all()
 BY_NAME = {r.name: r for r in RECIPES}
 
 
-def test_shipped_recipes_cover_the_known_combinations():
-    seed1 = BY_NAME["ubuntu16.04-cuda8.0"]
-    assert (seed1.distros, seed1.compiler, seed1.python, seed1.cuda) == (
-        (("ubuntu", "16.04"),),
-        "gcc 5.4",
-        "2.7",
-        "8.0",
-    )
-    assert (seed1.opencv, seed1.protobuf) == ("3.4", "2.6.1")
-    seed2 = BY_NAME["ubuntu18.04-cuda10.0"]
-    assert (seed2.cuda, seed2.cudnn, seed2.compiler) == ("10.0", "7.3.1", "gcc 7")
-    bad = BY_NAME["ubuntu18.04-cuda10.2-cudnn7.6.5"]
-    assert (bad.status, bad.cuda, bad.cudnn, bad.alternative) == (
-        "bad",
-        "10.2",
-        "7.6.5",
-        "ubuntu18.04-cuda10.0",
-    )
-    cpu = BY_NAME["debian12-cpu"]
-    assert cpu.kind == "cpu" and cpu.fits("debian", "12") and cpu.status == "good"
-    assert "python3-numpy" not in cpu.apt  # its headers would shadow the interpreter's numpy
-    cuda13, cuda12 = BY_NAME["current-gpu-cuda13"], BY_NAME["current-gpu-cuda12"]
-    assert (cuda13.cuda, cuda12.cuda) == ("13.0", "12.8")
-    assert (cuda13.status, cuda12.status) == ("good", "unverified")
-    assert "61" not in cuda13.architectures and {"61", "75", "120"} <= set(cuda12.architectures)
-    for gpu in (cuda13, cuda12):  # the libraries come from NVIDIA's wheels, pinned by hash
-        assert any(w.name.startswith("nvidia-cudnn-cu1") for w in gpu.toolkit_libraries)
-    # CUDA 13's nvcc is on PyPI whole; CUDA 12's wheels hold only ptxas.
-    assert cuda13.toolkit_compiler and not cuda12.toolkit_compiler
+def test_recipe_targets_are_ones_their_cuda_builds_for():
+    """Two data files checked against each other: each CUDA recipe's GPU targets lie in
+    the range the cuda-arch rule says its CUDA release builds for."""
+    from caffedoc.detect.cuda import target_ranges
+
+    ranges = target_ranges()
+    cuda_recipes = [r for r in RECIPES if r.kind == "cuda"]
+    assert cuda_recipes
+    for r in cuda_recipes:
+        low, high = ranges[int(r.cuda.split(".")[0])]
+        outside = [a for a in r.architectures if int(a) < low or (high and int(a) > high)]
+        assert not outside, (r.name, outside, (low, high))
+
+
+def test_a_bad_recipe_points_to_a_good_one_and_its_pair_is_what_check_flags():
+    from caffedoc.detect.cudnn_version import _bad_pairs
+
+    bad = [r for r in RECIPES if r.status == "bad"]
+    assert bad
+    for r in bad:
+        alt = BY_NAME[r.alternative]
+        assert alt.status == "good" and alt.kind == r.kind and alt.distros == r.distros, r.name
+        if r.cuda and r.cudnn:
+            assert (r.cuda, r.cudnn) in {(c, d) for c, d, _ in _bad_pairs()}
+
+
+def test_every_recipe_names_its_packages_for_a_known_package_manager():
+    from caffedoc import platform
+
     for r in RECIPES:
-        assert r.base_image, r.name
-        assert len(r.source.sha256) == 64
-        assert all(p.is_file() for p in r.patches)
+        assert r.manager().name == r.package_manager in platform.MANAGERS
+    # its headers would shadow the interpreter's numpy
+    assert "python3-numpy" not in BY_NAME["debian12-cpu"].apt
 
 
 def test_digest_covers_the_patches(tmp_path):

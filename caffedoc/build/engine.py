@@ -20,6 +20,7 @@ from caffedoc.build.plan import Plan
 from caffedoc.build.steps import Log, Runner, StepError, StepFailed
 from caffedoc.errors import CaffedocError
 from caffedoc.layout import RECORD, BuildRecord, pin, remember_build
+from caffedoc.platform import PackageManager
 
 
 @dataclass
@@ -54,18 +55,20 @@ def refuse_unbuildable(plan: Plan) -> None:
         pb.check_possible(recipe.protobuf)
 
 
-def install_packages(missing: tuple[str, ...], log: Log | None = None) -> str:
-    """apt-get install the missing packages as root; otherwise say the exact command."""
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+def install_packages(
+    missing: tuple[str, ...], manager: PackageManager, log: Log | None = None
+) -> str:
+    """Install the missing packages as root; otherwise say the exact command."""
+    cmd = manager.install_argv(missing)
     if not missing:
         return "all installed"
     if os.geteuid() != 0:
         raise CaffedocError(
             f"missing system packages: {' '.join(missing)}; as root, run: {shlex.join(cmd)}"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    env = {**os.environ, **manager.install_env()}
     if log is not None:
-        log.check(log.run(cmd, timeout=3600, env=env), "apt-get install")
+        log.check(log.run(cmd, timeout=3600, env=env), f"{cmd[0]} install")
     else:
         res = host.run(cmd, timeout=3600, env=env)
         if not res.ok:
@@ -131,7 +134,8 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
     env = build_env(plan)
     recipe, src, bld = plan.recipe, work / "src", work / "build"
 
-    runner.step("packages", lambda log: install_packages(plan.missing, log), once=False)
+    manager = plan.recipe.manager()
+    runner.step("packages", lambda log: install_packages(plan.missing, manager, log), once=False)
 
     def fetch(log: Log) -> str:
         o = plan.origin

@@ -60,8 +60,8 @@ class Plan:
     def pth(self) -> Path:
         return self.python.purelib / PTH_NAME
 
-    def apt_command(self) -> list[str]:
-        return ["apt-get", "install", "-y", "--no-install-recommends", *self.missing]
+    def install_command(self) -> list[str]:
+        return self.recipe.manager().install_argv(self.missing)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,7 +72,7 @@ class Plan:
             "platform": self.host.platform(),
             "packages": list(self.packages),
             "missing_packages": list(self.missing),
-            "apt_command": shlex.join(self.apt_command()) if self.missing else None,
+            "apt_command": shlex.join(self.install_command()) if self.missing else None,
             "source": {
                 "tarball": self.recipe.source.tarball,
                 "sha256": self.recipe.source.sha256,
@@ -154,23 +154,6 @@ def default_jobs(cores: int, available_gb: float) -> tuple[int, str]:
     return jobs, f"{cores} cores, {available_gb:.1f} GB free at {GB_PER_JOB} GB a job"
 
 
-def installed_packages(names: tuple[str, ...]) -> dict[str, str]:
-    """name → version of each installed package among `names` (empty without dpkg)."""
-    if not names:
-        return {}
-    res = host.run(
-        ["dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\n", *names],
-        timeout=30,
-        env={**os.environ, "LC_ALL": "C"},
-    )
-    out = {}
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].startswith("ii"):
-            out[parts[0].split(":")[0]] = parts[1]
-    return out
-
-
 def toolchain() -> dict[str, str]:
     out = {}
     for tool in ("c++", "cmake"):
@@ -231,8 +214,7 @@ def make_plan(
     tk, choice = cuda_targets(recipe, host_facts, cuda_arch)
     if tk and choice:
         args += (f"-DCUDA_TOOLKIT_ROOT_DIR={tk.root}", *choice.cmake_args())
-    versions = installed_packages(recipe.apt)
-    missing = tuple(p for p in recipe.apt if p not in versions)
+    versions, missing = recipe.packages_here() or ({}, recipe.apt)
     tools = toolchain()
     key_inputs = {
         "recipe": recipe.digest,

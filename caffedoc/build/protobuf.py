@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from caffedoc import host
+from caffedoc import host, platform
 from caffedoc.build import paths, source
 from caffedoc.build.steps import Log, StepError
 from caffedoc.distribution import os_release
@@ -54,10 +54,11 @@ def check_possible(version: str) -> None:
             f"--static-protobuf: the recipe wants protobuf {version} but the headers are {have}; "
             "the static library must match the headers Caffe compiles against"
         )
-    if os_release().id() != "debian" and not library(have).is_file():
+    if platform.debian_suite("protobuf", have) is None and not library(have).is_file():
         raise CaffedocError(
-            "--static-protobuf builds protobuf from Debian's source package; "
-            f"on {os_release().name()} it is not available (no PIC libprotobuf {have} cached)"
+            f"--static-protobuf builds protobuf {have} from Debian's source package; "
+            f"no Debian suite with protobuf {have} is known on {os_release().name()} "
+            "(caffedoc/platform/debian-sources.toml), and no PIC libprotobuf is cached"
         )
 
 
@@ -74,9 +75,10 @@ def pic_protobuf(
     work.mkdir(parents=True)
     tarball = paths.sources_dir() / f"protobuf_{version}.orig.tar.gz"
     if not tarball.is_file():
-        source.apt_source(
-            "protobuf", os_release().codename() or "bookworm", tarball.name, tarball, log.path
-        )
+        suite = platform.debian_suite("protobuf", version)
+        if suite is None:
+            raise StepError(f"no Debian suite with protobuf {version} is known")
+        source.apt_source("protobuf", suite, tarball.name, tarball, log.path)
     src = work / "src"
     source.extract(tarball, src)
     top = src / "cmake" if not (src / "CMakeLists.txt").is_file() else src

@@ -83,11 +83,9 @@ def build(
     request = Request(recipe=recipe, cuda=cuda, cudnn=cudnn, cpu_only=cpu_only)
     chosen = resolve(load_all(), host, request)
     if deps_only:
-        from caffedoc.build.plan import installed_packages
-
-        have = installed_packages(chosen.recipe.apt)
-        missing = tuple(p for p in chosen.recipe.apt if p not in have)
-        typer.echo(f"{chosen.recipe.name}: {engine.install_packages(missing)}")
+        _, missing = chosen.recipe.packages_here() or ({}, chosen.recipe.apt)
+        done = engine.install_packages(missing, chosen.recipe.manager())
+        typer.echo(f"{chosen.recipe.name}: {done}")
         return
     if prefix is not None and not prefix.strip():
         raise CaffedocError(f"--prefix {prefix!r}: empty; name the directory to install into")

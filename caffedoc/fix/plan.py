@@ -79,8 +79,9 @@ def make_plan(report: Report, ctx: FixContext, only: str | None = None) -> list[
         for f in report.findings
         if f.severity is not Severity.INFO and (only is None or f.id == only)
     ]
+    first = {f.id: n for n, f in reversed(list(enumerate(todo)))}
     actions: list[Action] = []
-    for f in sorted(todo, key=[g.id for g in todo].index):  # a problem's findings together
+    for f in sorted(todo, key=lambda f: first[f.id]):  # a problem's findings together
         action = _action(f, ctx)
         same = next(
             (a for a in actions if a.automatic and (a.problem_id, a.steps) == (f.id, action.steps)),

@@ -50,6 +50,8 @@ def _field(data: dict, name: str, kind: type, path: Path):
     value = data.get(name)
     if not isinstance(value, kind):
         raise KnowledgeError(f"{path.name}: field '{name}' must be a {kind.__name__}")
+    if isinstance(value, str) and not value.strip():
+        raise KnowledgeError(f"{path.name}: field '{name}' is empty")
     return value
 
 

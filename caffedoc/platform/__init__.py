@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Protocol
 
+from caffedoc import toml
 from caffedoc.errors import CaffedocError
 
 
@@ -48,6 +50,13 @@ def missing(wanted: Iterable[str], installed: Mapping[str, str]) -> tuple[str, .
     """The packages of `wanted` not installed, in the recipe's order: the one place this
     is computed, for the build plan, the requirement check and their advice."""
     return tuple(p for p in wanted if p not in installed)
+
+
+def debian_suite(package: str, version: str) -> str | None:
+    """The Debian suite whose source package of `package` is upstream `version` (from
+    debian-sources.toml): what a build fetches to compile that release itself."""
+    data = toml.loads((Path(__file__).parent / "debian-sources.toml").read_text("utf-8"))
+    return data.get(package, {}).get(version)
 
 
 MANAGERS = ("apt",)  # one adapter module each, caffedoc.platform.<name>

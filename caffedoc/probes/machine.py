@@ -15,7 +15,7 @@ from caffedoc.probes.cudnn import CudnnHeader
 from caffedoc.probes.driver import Driver
 from caffedoc.probes.system import SystemFacts
 from caffedoc.probes.toolkits import Toolkit
-from caffedoc.recipes import HostFacts
+from caffedoc.recipes import HostFacts, compute_seen
 
 NEEDED = ("system", "toolkits", "driver", "cudnn")
 
@@ -26,16 +26,16 @@ def host_facts() -> HostFacts:
     toolkits: tuple[Toolkit, ...] = facts.get("toolkits")
     driver: Driver = facts.get("driver")
     headers: tuple[CudnnHeader, ...] = facts.get("cudnn")
-    toolkit = next((t.version for t in toolkits if t.version), None)
-    cudnn = next((h.version for h in headers), None)
-    arches = tuple(
-        sorted({g.compute_capability.replace(".", "") for g in driver.gpus if g.compute_capability})
+    toolkit, cudnn, arches = compute_seen(
+        (t.version for t in toolkits),
+        (h.version for h in headers),
+        (g.compute_capability for g in driver.gpus),
     )
     return HostFacts(
         distro=sysf.os_id,
         version=sysf.os_version,
         machine=sysf.machine,
-        cuda=".".join(toolkit.split(".")[:2]) if toolkit else None,
+        cuda=toolkit,
         cudnn=cudnn,
         gpu_arches=arches,
         cuda_roots=tuple(t.root for t in toolkits if t.root),

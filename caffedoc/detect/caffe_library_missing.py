@@ -1,19 +1,37 @@
-"""Rules about a Caffe install that is found but does not load: a compiled module whose
-libraries do not resolve, or an import that crashes. (Which Caffe loads, if any, is
-caffe_on_path's.)"""
+"""caffe-library-missing: a Caffe library or pycaffe's module needs libraries, other
+than CUDA's, that the dynamic loader cannot find (CUDA's are cuda_library_path's).
+
+The remedy's words: a broken copy that shadows the --caffe build is the shadowing's
+problem, not a repair; libraries that the --caffe tree holds get the exact
+ld.so.conf.d command for their directories. It has no steps yet, so `fix` shows
+these words as the manual fix.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from caffedoc.detect import detects
 from caffedoc.findings import Hit, Severity
 from caffedoc.probes import Facts
 from caffedoc.probes.caffe import CaffeFacts, Linkage
 from caffedoc.probes.cuda import CUDA_LIB
+from caffedoc.remedy import FixContext, Remedy
 from caffedoc.shellwords import AND, PIPE, cmd
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """What the remedy needs: the broken copy when it shadows the --caffe build (in
+    `tree`), and the missing libraries found in that tree, as paths."""
+
+    shadowing: str | None
+    tree: str | None  # the --caffe root
+    present: tuple[str, ...] = ()
+
 
 LOADER_ERRORS = (
     "cannot open shared object file",
@@ -42,7 +60,38 @@ def _loader_error(error: str | None) -> bool:
     return not (m and CUDA_LIB.match(m.group(1)))
 
 
-@detects("caffe-library-missing")
+def _conf_add(dirs: list[str]) -> str:
+    """Append `dirs` to an ld.so.conf.d entry, one a line, and refresh the cache."""
+    conf = "/etc/ld.so.conf.d/caffe.conf"
+    return cmd("printf", "%s\\n", *dirs, PIPE, "sudo", "tee", "-a", conf, AND, "sudo", "ldconfig")
+
+
+def _found_elsewhere(cf: CaffeFacts, missing: list[str]) -> list[str]:
+    """Copies of missing libraries in the --caffe tree, if any."""
+    if not cf.tree or not missing:
+        return []
+    by_name = {os.path.basename(p): p for p in cf.tree.libraries}
+    return [by_name[n] for n in dict.fromkeys(missing) if n in by_name]
+
+
+def remedy(hit: Hit, ctx: FixContext | None) -> Remedy:
+    u: Unresolved = hit.subject
+    if u.shadowing is not None:
+        return Remedy(
+            f"The broken copy, {u.shadowing}, is not the --caffe build in {u.tree}: stop it "
+            "from shadowing that build (see shadowed-caffe) rather than repairing it."
+        )
+    if not u.present:
+        return Remedy(None)
+    dirs = sorted({os.path.dirname(p) for p in u.present})
+    return Remedy(
+        f"{', '.join(os.path.basename(p) for p in u.present)} exists in {', '.join(dirs)}: "
+        f"let the dynamic loader search it ({_conf_add(dirs)}), or "
+        "rebuild Caffe so its RUNPATH finds it (caffedoc build installs a relocatable tree)."
+    )
+
+
+@detects("caffe-library-missing", remedy=remedy)
 def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
     cf: CaffeFacts | None = facts.get("caffe")
     if cf is None:
@@ -73,43 +122,10 @@ def caffe_library_missing(facts: Facts) -> Iterator[Hit]:
         )
     if not evidence:
         return
-    present = _found_elsewhere(cf, [n for x in links for n in _missing(x)])
-    fix = None
-    if cf.tree and cf.tree.packages and w is not None and not w.in_tree:
-        fix = (
-            f"The broken copy, {w.path}, is not the --caffe build in {cf.tree.root}: stop it "
-            "from shadowing that build (see shadowed-caffe) rather than repairing it."
-        )
-    elif present:
-        dirs = sorted({os.path.dirname(p) for p in present})
-        fix = (
-            f"{', '.join(os.path.basename(p) for p in present)} exists in {', '.join(dirs)}: "
-            f"let the dynamic loader search it ({_conf_add(dirs)}), or "
-            "rebuild Caffe so its RUNPATH finds it (caffedoc build installs a relocatable tree)."
-        )
-    yield Hit(Severity.ERROR, tuple(evidence), fix=fix)
-
-
-def _conf_add(dirs: list[str]) -> str:
-    """Append `dirs` to an ld.so.conf.d entry, one a line, and refresh the cache."""
-    conf = "/etc/ld.so.conf.d/caffe.conf"
-    return cmd("printf", "%s\\n", *dirs, PIPE, "sudo", "tee", "-a", conf, AND, "sudo", "ldconfig")
-
-
-def _found_elsewhere(cf: CaffeFacts, missing: list[str]) -> list[str]:
-    """Copies of missing libraries in the --caffe tree, if any."""
-    if not cf.tree or not missing:
-        return []
-    by_name = {os.path.basename(p): p for p in cf.tree.libraries}
-    return [by_name[n] for n in dict.fromkeys(missing) if n in by_name]
-
-
-@detects("caffe-import-crash")
-def caffe_import_crash(facts: Facts) -> Iterator[Hit]:
-    cf: CaffeFacts | None = facts.get("caffe")
-    a = cf.import_attempt if cf else None
-    if a is None or not a.crashed or (cf.winner is None and not a.caffe):
-        return
-    evidence = [f"`import caffe` under {cf.python}: {a.crashed}"]
-    evidence += [f"stderr: {line}" for line in a.stderr_tail.splitlines()[-3:] if line.strip()]
-    yield Hit(Severity.ERROR, tuple(evidence))
+    shadowing = cf.tree and cf.tree.packages and w is not None and not w.in_tree
+    subject = Unresolved(
+        shadowing=w.path if shadowing else None,
+        tree=cf.tree.root if cf.tree else None,
+        present=tuple(_found_elsewhere(cf, [n for x in links for n in _missing(x)])),
+    )
+    yield Hit(Severity.ERROR, tuple(evidence), subject=subject)
