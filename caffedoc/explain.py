@@ -31,7 +31,7 @@ from typing import BinaryIO
 import ahocorasick_rs
 
 from caffedoc import knowledge
-from caffedoc.findings import Finding, Severity
+from caffedoc.findings import Finding, Hit, Severity, finding
 
 try:  # the regular-expression parser: public as sre_parse until Python 3.11
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -70,15 +70,7 @@ class Match:
     evidence: tuple[Evidence, ...]
 
     def finding(self) -> Finding:
-        return Finding(
-            id=self.problem.id,
-            area=self.problem.area,
-            severity=Severity.ERROR,
-            title=self.problem.title,
-            evidence=tuple(map(str, self.evidence)),
-            fix=self.problem.fix,
-            references=self.problem.references,
-        )
+        return finding(self.problem.id, Hit(Severity.ERROR, tuple(map(str, self.evidence))))
 
     def to_json(self) -> dict:
         return {
