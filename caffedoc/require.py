@@ -16,7 +16,8 @@ from caffedoc import findings, platform
 from caffedoc.errors import CaffedocError
 from caffedoc.findings import Finding, Hit, Severity
 from caffedoc.probes import Facts
-from caffedoc.recipes import Recipe, compute_seen
+from caffedoc.recipes import Recipe
+from caffedoc.resolution import compute_seen
 from caffedoc.shellwords import cmd
 
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from caffedoc.errors import CaffedocError
-from caffedoc.recipes import HostFacts, RecipeError, Request, load, load_all, recipes_dir, resolve
+from caffedoc.recipes import RecipeError, load, load_all, recipes_dir
+from caffedoc.resolution import HostFacts, Request, resolve
 from tests.conftest import REPO, caffedoc
 
 RECIPES = load_all()

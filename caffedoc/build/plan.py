@@ -24,7 +24,8 @@ from caffedoc.build.interpreter import Interpreter
 from caffedoc.build.toolkit import ToolkitPlan
 from caffedoc.errors import CaffedocError
 from caffedoc.layout import PTH_NAME, RECORD, BuildRecord
-from caffedoc.recipes import HostFacts, Recipe, load_all
+from caffedoc.recipes import Recipe, load_all
+from caffedoc.resolution import HostFacts
 
 GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
 

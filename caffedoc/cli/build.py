@@ -74,7 +74,8 @@ def build(
     from caffedoc.build.plan import make_plan
     from caffedoc.probes import default_python
     from caffedoc.probes.machine import host_facts
-    from caffedoc.recipes import Request, load_all, resolve
+    from caffedoc.recipes import load_all
+    from caffedoc.resolution import Request, resolve
 
     asked_arches = arches.parse(cuda_arch) if cuda_arch is not None else ()
     if asked_arches and cpu_only:

@@ -15,7 +15,7 @@ from caffedoc.probes.cudnn import CudnnHeader
 from caffedoc.probes.driver import Driver
 from caffedoc.probes.system import SystemFacts
 from caffedoc.probes.toolkits import Toolkit
-from caffedoc.recipes import HostFacts, compute_seen
+from caffedoc.resolution import HostFacts, compute_seen
 
 NEEDED = ("system", "toolkits", "driver", "cudnn")
 
