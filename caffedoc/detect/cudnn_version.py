@@ -193,7 +193,13 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
             "with), or rebuild Caffe against this cuDNN.",
             detail=f"{c.soname} is cuDNN {c.version}",
         )
-    record = lib.record
+    yield from _against_build(lib, loaded, misnamed)
+    yield from _against_runtime(lib, loaded)
+
+
+def _against_build(lib: CaffeLibrary, loaded: Version, misnamed: bool) -> Iterator[Hit]:
+    """The loaded cuDNN against the one the build record says Caffe was compiled with."""
+    c, record = lib.cudnn, lib.record
     built = version(record.cudnn) if record else None
     if record and built is not None:
         if loaded.major != built.major:
@@ -225,6 +231,11 @@ def _cudnn_loaded(lib: CaffeLibrary) -> Iterator[Hit]:
                 f"cuDNN {c.version}.",
                 detail=f"compiled with cuDNN {record.cudnn}, loads the older {c.version}",
             )
+
+
+def _against_runtime(lib: CaffeLibrary, loaded: Version) -> Iterator[Hit]:
+    """The CUDA the loaded cuDNN was built for against the CUDA runtime Caffe uses."""
+    c, record = lib.cudnn, lib.record
     runtime = runtime_of(lib)
     source = f"{lib.path} links libcudart.so.{runtime}"
     if runtime is None and record and record.cuda:
