@@ -8,10 +8,16 @@ from pathlib import Path
 
 from caffedoc import host
 from caffedoc.errors import CaffedocError
+from caffedoc.pycaffe import PYCAFFE_DEPS
 
 _SCRIPT = r"""
-import json, os, sys, sysconfig
+import importlib.util, json, os, sys, sysconfig
 cfg = sysconfig.get_config_var
+def present(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except Exception:
+        return False
 out = {
     "version": "%d.%d.%d" % sys.version_info[:3],
     "soabi": cfg("SOABI") or "",
@@ -21,6 +27,10 @@ out = {
     "numpy": None,
     "numpy_include": None,
     "multiarch": cfg("MULTIARCH") or "",
+    "absent": [n for n in sys.argv[1:] if not present(n)],
+    "pip": present("pip"),
+    "managed": sys.prefix == sys.base_prefix
+    and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")),
 }
 if cfg("Py_ENABLE_SHARED"):
     lib = os.path.join(cfg("LIBDIR") or "", cfg("LDLIBRARY") or "")
@@ -46,6 +56,9 @@ class Interpreter:
     numpy: str | None
     numpy_include: Path | None
     multiarch: str  # x86_64-linux-gnu: where the distro keeps its libraries
+    missing: tuple[str, ...] = ()  # pycaffe's packages it lacks, by their pip names
+    has_pip: bool = True
+    managed: bool = False  # externally managed (PEP 668): its pip refuses to install
 
     @property
     def major_minor(self) -> str:
@@ -59,7 +72,7 @@ class Interpreter:
 
 
 def inspect(python: Path) -> Interpreter:
-    res = host.run([python, "-c", _SCRIPT], timeout=60)
+    res = host.run([python, "-c", _SCRIPT, *PYCAFFE_DEPS], timeout=60)
     try:
         data = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -74,7 +87,42 @@ def inspect(python: Path) -> Interpreter:
         numpy=data["numpy"],
         numpy_include=Path(data["numpy_include"]) if data["numpy_include"] else None,
         multiarch=data["multiarch"],
+        missing=tuple(PYCAFFE_DEPS[n][0] for n in data["absent"]),
+        has_pip=data["pip"],
+        managed=data["managed"],
     )
+
+
+def deps_argv(py: Interpreter) -> list[str]:
+    """The interpreter's own pip installing what pycaffe lacks there; refused, with the way
+    out, where that pip cannot or must not install (no pip, PEP 668)."""
+    if not py.missing:
+        return []
+    lacks = f"{py.path} lacks pycaffe's {', '.join(py.missing)}"
+    if py.managed:
+        raise CaffedocError(
+            f"{lacks} and is externally managed (PEP 668), so its pip must not install them: "
+            f"make a virtual environment (`{py.path} -m venv VENV`) and build for it "
+            "(--python VENV)"
+        )
+    if not py.has_pip:
+        raise CaffedocError(f"{lacks} and has no pip: run `{py.path} -m ensurepip` first")
+    return [str(py.path), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+            *py.missing]  # fmt: skip
+
+
+def install_deps(py: Interpreter) -> str:
+    """Run `deps_argv` as the interpreter's owner (root never runs a user's pip as root)."""
+    argv = deps_argv(py)
+    if not argv:
+        return "all present"
+    res = host.run(argv, timeout=1800, user=host.code_owner(py.path))
+    if not res.ok:
+        tail = " | ".join(res.output.strip().splitlines()[-3:])
+        raise CaffedocError(
+            f"installing pycaffe's packages failed: {res.describe()}: {tail}", code=1
+        )
+    return f"installed {' '.join(py.missing)}"
 
 
 def link_library(py: Interpreter) -> Path:

@@ -24,7 +24,7 @@ from caffedoc.build.interpreter import Interpreter
 from caffedoc.build.toolkit import ToolkitPlan
 from caffedoc.errors import CaffedocError
 from caffedoc.layout import PTH_NAME, RECORD, BuildRecord
-from caffedoc.recipes import Recipe, load_all
+from caffedoc.recipes import BUILDABLE, Recipe, load_all
 from caffedoc.resolution import HostFacts
 
 GB_PER_JOB = 1.2  # peak RSS of one Caffe compile job, measured
@@ -91,6 +91,7 @@ class Plan:
             "python": str(self.python.path),
             "python_version": self.python.version,
             "numpy": self.python.numpy,
+            "python_deps": list(self.python.missing),
             "pin": str(self.pth),
             "toolchain": self.toolchain,
             "cache_key": self.key,
@@ -109,6 +110,8 @@ class Plan:
             lines.append(f"BLOCKED   a real build is refused: {self.recipe.reason}")
         if self.recipe.status == "unverified":
             lines.append(f"UNTRIED   caffedoc has not built this recipe: {self.recipe.reason}")
+        if self.recipe.status == "reported":
+            lines.append(f"REPORTED  {self.recipe.reason}")
         lines.append(f"packages  {' '.join(self.packages) or '(none)'}")
         lines.append(
             f"          missing: {' '.join(self.missing)}; install with: {j['apt_command']}"
@@ -141,6 +144,14 @@ class Plan:
             f"prefix    {self.prefix} (installed all-or-nothing, relocatable)",
             f"python    {self.python.path} (Python {self.python.version}, "
             f"numpy {self.python.numpy}); pinned by {self.pth}",
+            *(
+                [
+                    f"          first: {shlex.join(interpreter.deps_argv(self.python))} "
+                    "(pycaffe's packages; the plan is then made again)"
+                ]
+                if self.python.missing
+                else []
+            ),
             f"cache     key {self.key[:16]}: "
             + ("a finished build exists (cache hit)" if j["cache_hit"] else "not built yet"),
             f"work dir  {self.workdir} (logs, resumable state)",
@@ -193,10 +204,7 @@ def make_plan(
         raise CaffedocError(
             f"recipe {recipe.name} builds for Python {recipe.python}; {python} is {py.version}"
         )
-    if py.numpy is None:
-        raise CaffedocError(
-            f"{python} has no numpy: install numpy into it first (pycaffe is compiled against it)"
-        )
+    interpreter.deps_argv(py)  # refuses, before anything changes, what pip cannot install
     shadow = interpreter.numpy_shadow(py)
     if shadow is not None:
         raise CaffedocError(
@@ -278,7 +286,7 @@ def other_recipes_for(recipe: Recipe) -> dict[str, str]:
     """Architecture → another buildable CUDA recipe that targets it (for refusals)."""
     out: dict[str, str] = {}
     for r in load_all(recipe.path.parent):
-        if r.kind == "cuda" and r.status in ("good", "unverified") and r.name != recipe.name:
+        if r.kind == "cuda" and r.status in BUILDABLE and r.name != recipe.name:
             for a in r.architectures:
                 out.setdefault(a, r.name)
     return out

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -71,7 +72,8 @@ def build(
     Exit status: 0 built (or cache hit), 1 a step failed, 2 refused or bad usage.
     """
     from caffedoc.build import arches, engine
-    from caffedoc.build.plan import make_plan
+    from caffedoc.build.interpreter import deps_argv, install_deps
+    from caffedoc.build.plan import Plan, make_plan
     from caffedoc.probes import default_python
     from caffedoc.probes.machine import host_facts
     from caffedoc.recipes import load_all
@@ -94,22 +96,30 @@ def build(
         raise CaffedocError(f"--source {source}: no such file or directory")
     env = dict(os.environ)
     interpreter = options.interpreter(python) or default_python(env)
-    plan = make_plan(
-        chosen.recipe,
-        chosen.why,
-        host,
-        interpreter,
-        prefix=Path(prefix) if prefix is not None else None,
-        given_source=source,
-        jobs=jobs,
-        static_protobuf=static_protobuf,
-        cuda_arch=asked_arches,
-    )
+
+    def plan_now() -> Plan:
+        return make_plan(
+            chosen.recipe,
+            chosen.why,
+            host,
+            interpreter,
+            prefix=Path(prefix) if prefix is not None else None,
+            given_source=source,
+            jobs=jobs,
+            static_protobuf=static_protobuf,
+            cuda_arch=asked_arches,
+        )
+
+    plan = plan_now()
     if dry_run:
         typer.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.render())
         return
     signal.signal(signal.SIGTERM, _interrupt)
     out = sys.stderr
+    if plan.python.missing:  # the cache key holds numpy's major version: plan again after
+        out.write(f"pycaffe's packages: {shlex.join(deps_argv(plan.python))}\n")
+        out.write(f"pycaffe's packages: {install_deps(plan.python)}\n")
+        plan = plan_now()
     out.write(f"recipe {plan.recipe.name}: {plan.why}\n")
     outcome = engine.execute(plan, out=out)
     if as_json:

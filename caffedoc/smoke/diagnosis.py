@@ -15,6 +15,7 @@ from pathlib import Path
 from caffedoc import host, knowledge
 from caffedoc.detect import finding
 from caffedoc.findings import Finding, Hit, Severity
+from caffedoc.pycaffe import PYCAFFE_DEPS
 from caffedoc.shellwords import AND, cmd, join
 from caffedoc.smoke.events import ChildReport
 
@@ -28,14 +29,6 @@ IMPORT_PIECES = {
 NUMPY_ABI_WORDS = ("numpy.core.multiarray failed to import", "compiled using numpy", "api version")
 # Modules pycaffe imports whose pip name differs from the import name.
 PIP_NAMES = {"skimage": "scikit-image", "google": "protobuf", "yaml": "pyyaml", "PIL": "pillow"}
-# pycaffe's dependencies as the child names them: (pip name, Debian package suffix).
-PYCAFFE_DEPS = {
-    "numpy": ("numpy", "numpy"),
-    "google.protobuf": ("protobuf", "protobuf"),
-    "six": ("six", "six"),
-    "scipy": ("scipy", "scipy"),
-    "skimage": ("scikit-image", "skimage"),
-}
 # The piece of `import caffe` that failed → the dependency it is, when it is one.
 DEP_PIECES = {"protobuf": "google.protobuf", "google": "google.protobuf"}
 # Problems whose own knowledge-base entry is about what the child reported.
