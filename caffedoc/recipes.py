@@ -20,9 +20,14 @@ from caffedoc import platform, toml
 from caffedoc.errors import CaffedocError
 from caffedoc.platform import PackageManager
 
-# good: built and proven by caffedoc's tests; unverified: builds, but no caffedoc machine
-# could (the reason says why); blocked: resolves, but cannot be built yet; bad: refused.
-STATUSES = ("good", "unverified", "bad", "blocked")
+# One scale for what a recipe's "good" rests on. verified: built and smoked by the
+# project's own tests (`verified = { by = TEST, on = WHERE }` says which, on which OS and
+# in which image or root); reported: known good from field reports, never built by
+# caffedoc; unverified: should build, but no caffedoc machine could (the reason says why);
+# blocked: resolves, but cannot be built yet; bad: refused.
+STATUSES = ("verified", "reported", "unverified", "blocked", "bad")
+# Those `caffedoc build` builds (blocked and bad are refused) and `caffedoc docker` images.
+BUILDABLE = ("verified", "reported", "unverified")
 KINDS = ("cpu", "cuda")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
@@ -79,6 +84,7 @@ class Recipe:
     summary: str
     status: str
     reason: str | None
+    verified: tuple[str, str] | None  # (test that proves it, where: OS and image or root)
     alternative: str | None
     distros: tuple[tuple[str, str], ...]  # (id, version) pairs it fits
     machines: tuple[str, ...]
@@ -121,6 +127,12 @@ class Recipe:
     def fits(self, distro: str, version: str) -> bool:
         return any(d == distro and version_match(v, version) for d, v in self.distros)
 
+    def proof(self) -> str:
+        """What the status rests on, in words: for listings and image headers."""
+        if self.verified:
+            return f"verified by {self.verified[0]} on {self.verified[1]}"
+        return f"{self.status}: {self.reason}"
+
     def compute(self) -> str:
         if self.kind == "cpu":
             return "CPU only"
@@ -131,6 +143,7 @@ class Recipe:
             "name": self.name,
             "summary": self.summary,
             "status": self.status,
+            "verified": dict(zip(("by", "on"), self.verified)) if self.verified else None,
             "reason": self.reason,
             "alternative": self.alternative,
             "platform": [f"{d} {v}" for d, v in self.distros],
@@ -265,8 +278,14 @@ def load(path: Path) -> Recipe:
         raise root.fail("name", f"{name!r} differs from the file name {path.stem!r}")
     status = root.text("status", choices=STATUSES)
     reason = root.opt_text("reason")
-    if status != "good" and reason is None:
+    if status != "verified" and reason is None:
         raise root.fail("reason", f"a {status} recipe must say why")
+    verified = None
+    if status == "verified":
+        proof = root.table("verified")
+        verified = (proof.text("by"), proof.text("on"))
+    elif "verified" in root.data:
+        raise root.fail("verified", f"a {status} recipe was not verified")
 
     plat = root.table("platform")
     distros = []
@@ -320,6 +339,7 @@ def load(path: Path) -> Recipe:
         summary=root.text("summary"),
         status=status,
         reason=reason,
+        verified=verified,
         alternative=root.opt_text("alternative"),
         distros=tuple(distros),
         machines=plat.texts("machines", allow_empty=False),

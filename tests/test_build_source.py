@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -175,7 +176,11 @@ def _plan_with_status(status: str, reason: str, python: Path, tmp_path: Path, mo
     shutil.copytree(load_all()[0].path.parent, folder)
     path = folder / "debian12-cpu.toml"
     path.write_text(
-        path.read_text().replace('status = "good"', f'status = "{status}"\nreason = "{reason}"')
+        re.sub(
+            r'status = "verified"\nverified = .*\n',
+            f'status = "{status}"\nreason = "{reason}"\n',
+            path.read_text(),
+        )
     )
     recipe = next(r for r in load_all(folder) if r.name == "debian12-cpu")
     monkeypatch.setenv("CAFFEDOC_CACHE_DIR", str(tmp_path / "cache"))

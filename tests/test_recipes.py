@@ -41,7 +41,11 @@ def test_a_bad_recipe_points_to_a_good_one_and_its_pair_is_what_check_flags():
     assert bad
     for r in bad:
         alt = BY_NAME[r.alternative]
-        assert alt.status == "good" and alt.kind == r.kind and alt.distros == r.distros, r.name
+        assert (
+            alt.status in ("verified", "reported")
+            and alt.kind == r.kind
+            and alt.distros == r.distros
+        ), r.name
         if r.cuda and r.cudnn:
             assert (r.cuda, r.cudnn) in {(c, d) for c, d, _ in _bad_pairs()}
 
@@ -66,8 +70,10 @@ def test_digest_covers_the_patches(tmp_path):
 
 MALFORMED = [
     ('sha256 = "e0eb', 'sha256 = "zz', "field 'source.sha256'"),
-    ('status = "good"', 'status = "great"', "field 'status'"),
-    ('status = "good"', 'status = "bad"', "field 'reason'"),
+    ('status = "verified"', 'status = "great"', "field 'status'"),
+    ('status = "verified"', 'status = "bad"', "field 'reason'"),
+    ('status = "verified"', 'status = "reported"\nreason = "seen"', "field 'verified'"),
+    ("verified = {", "verifiedx = {", "field 'verified'"),
     ('distros = ["debian 12"]', 'distros = ["bookworm"]', "field 'platform.distros'"),
     ('distros = ["debian 12"]', "distros = []", "field 'platform.distros'"),
     ('kind = "cpu"', 'kind = "tpu"', "field 'compute.kind'"),
@@ -183,6 +189,18 @@ def test_recipes_command_lists_them():
     data = json.loads(caffedoc("recipes", "--json").stdout)
     assert {d["name"] for d in data} == set(BY_NAME)
     assert next(d for d in data if d["name"] == "debian12-cpu")["base_image"] == "debian:12"
+    # One status scale; a verified recipe names the test that proves it and where.
+    assert {d["status"] for d in data} <= {"verified", "reported", "unverified", "blocked", "bad"}
+    assert next(d for d in data if d["name"] == "debian12-cpu")["verified"]["by"].startswith(
+        "tests/test_build_real.py"
+    )
+    assert "by: tests/test_build_real.py" in res.stdout
+    for d in data:
+        assert (d["status"] == "verified") == (d["verified"] is not None), d["name"]
+        assert (d["status"] == "verified") == (d["reason"] is None), d["name"]
+        if d["verified"]:
+            tests = [t.strip() for t in d["verified"]["by"].split(",")]
+            assert all((REPO / t).is_file() for t in tests), tests
 
 
 @pytest.mark.parametrize(
