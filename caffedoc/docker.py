@@ -1,12 +1,14 @@
 """Verification images: one Dockerfile per recipe, generated from it so the two cannot drift.
 
-Each image is multi-stage. The build stage installs caffedoc on a Python of its own
-(old platforms ship a Python 3 older than caffedoc needs), makes a virtual environment
-for pycaffe on the recipe's Python, and runs `caffedoc build` for the recipe. The final
-stage starts again from the runtime flavour of the base image and receives only the
-installed prefix, the two environments and the runtime packages; then `caffedoc check`
-and `caffedoc smoke` run as build steps, so an image whose Caffe does not work is never
-produced.
+Each image is multi-stage and builds offline from its build context (caffedoc's source
+and the Caffe source tarball the recipe verifies; images/context.py makes it). The build
+stage installs caffedoc on the distro's own python3 (uv's only where that is older than
+caffedoc needs, and the header says so), makes a virtual environment for pycaffe on the
+recipe's Python, runs `caffedoc build` for the recipe with a ccache kept across builds, and
+holds the machine to the recipe (`check --require`). The final stage starts again from the
+runtime flavour of the base image and receives only the installed prefix, the two
+environments and the runtime packages; then `caffedoc check` and `caffedoc smoke` run as
+build steps, so an image whose Caffe does not work is never produced.
 
 Runtime packages are not written in the recipe: the build stage derives them from the
 result (`runtime_packages`): the Debian packages that own the shared libraries the
@@ -25,17 +27,32 @@ from pathlib import Path
 from caffedoc import host, platform
 from caffedoc.build.install import elf_files
 from caffedoc.errors import CaffedocError
-from caffedoc.recipes import Recipe
+from caffedoc.recipes import BUILDABLE, Recipe
 
-# The uv image supplies caffedoc's own Python (a relocatable CPython built for old glibc).
+# Where the distro's own Python 3 is too old for caffedoc (3.9+), the uv image supplies one
+# (a relocatable CPython built for old glibc): fetched from outside, and said so.
 UV_IMAGE = "ghcr.io/astral-sh/uv:0.9.5"
 CAFFEDOC_PYTHON = "3.11"
 PYTHONS = "/opt/python"  # uv's managed Pythons
+# The distro's own python3, by the base image's distribution (caffedoc needs 3.9).
+DISTRO_PYTHON3 = {"debian 11": "3.9", "debian 12": "3.11", "debian 13": "3.13",
+                  "ubuntu 16.04": "3.5", "ubuntu 18.04": "3.6", "ubuntu 22.04": "3.10",
+                  "ubuntu 24.04": "3.12"}  # fmt: skip
 TOOL = "/opt/caffedoc"  # caffedoc's virtual environment
 PYCAFFE = "/opt/pycaffe"  # the recipe's Python, pinned to the prefix by `caffedoc build`
 PREFIX = "/opt/caffe"
-SOURCE = "/src/caffe"
 RUNTIME_LIST = "/opt/caffe-runtime-packages"
+# The build context `caffedoc docker --build` makes (images/context.py): caffedoc's own
+# source, and the Caffe source tarball the recipe verifies. Nothing comes from GitHub.
+CONTEXT_CAFFEDOC = "caffedoc"
+CONTEXT_SOURCES = "sources"
+# ccache across builds: a BuildKit cache mount for docker; buildah and podman get the host's
+# caffedoc ccache folder as a build volume at the same place instead (`volume_ccache`).
+CCACHE = "/var/cache/caffedoc-ccache"
+CCACHE_MOUNT = f"--mount=type=cache,id=caffedoc-ccache,target={CCACHE}"
+# The host's CA bundle for the build only (a TLS-intercepting proxy): a volume at this path
+# and `--build-arg PIP_CERT=` it; the final stage declares no PIP_CERT, so nothing is kept.
+HOST_CA = "/run/host-ca.crt"
 # caffedoc on PATH without its environment's python3 there: `python`, `pip` and `python3`
 # stay pycaffe's, so a check sees no second interpreter on PATH.
 LINK = f"ln -s {TOOL}/bin/caffedoc /usr/local/bin/caffedoc"
@@ -57,7 +74,7 @@ CHECK_TOOLS = ("binutils",)
 
 def has_image(recipe: Recipe) -> bool:
     """A recipe known to be bad gets no image: building it would only prove it bad."""
-    return recipe.status != "bad" and bool(recipe.base_image)
+    return recipe.status in BUILDABLE and bool(recipe.base_image)
 
 
 def file_name(recipe: Recipe) -> str:
@@ -70,6 +87,36 @@ def runtime_image(base: str) -> str:
     if name == "nvidia/cuda" and "-devel-" in tag:
         return f"{name}:{tag.replace('-devel-', '-runtime-')}"
     return base
+
+
+def base_distro(base: str) -> str:
+    """The distribution of a base image: debian:12 → debian 12, nvidia/…-ubuntu24.04 →
+    ubuntu 24.04."""
+    name, _, tag = base.partition(":")
+    if name in ("debian", "ubuntu"):
+        return f"{name} {tag}"
+    found = re.search(r"(debian|ubuntu)(\d+(?:\.\d+)?)$", tag)
+    if not found:
+        raise CaffedocError(f"base image {base}: cannot tell its distribution")
+    return f"{found[1]} {found[2]}"
+
+
+def distro_python(recipe: Recipe) -> bool:
+    """Whether caffedoc runs on the base image's own python3 (else uv's, from outside)."""
+    version = DISTRO_PYTHON3.get(base_distro(recipe.base_image))
+    return version is not None and tuple(map(int, version.split("."))) >= (3, 9)
+
+
+def outside(recipe: Recipe) -> list[str]:
+    """What building the image fetches from beyond the distribution's package archive and
+    PyPI: the images a registry must serve, and uv's Python."""
+    needs = []
+    for image in dict.fromkeys((recipe.base_image, runtime_image(recipe.base_image))):
+        if not image.startswith("debian:"):
+            needs.append(f"the base image {image} from a registry")
+    if not distro_python(recipe):
+        needs.append(f"{UV_IMAGE} and uv's CPython {CAFFEDOC_PYTHON} (GitHub) for caffedoc")
+    return needs
 
 
 def _py2(recipe: Recipe) -> bool:
@@ -92,26 +139,72 @@ def _pycaffe_env(recipe: Recipe) -> list[str]:
     ]
 
 
+def _caffedoc_env(recipe: Recipe) -> list[str]:
+    """caffedoc from the build context, on the distro's python3 where new enough."""
+    copy = f"COPY {CONTEXT_CAFFEDOC} /src/caffedoc"
+    if distro_python(recipe):
+        return [
+            copy,
+            f"RUN python3 -m venv {TOOL} \\",
+            f" && {TOOL}/bin/pip install --no-cache-dir /src/caffedoc \\",
+            f" && {LINK}",
+        ]
+    return [
+        "COPY --from=uv /uv /usr/local/bin/uv",
+        copy,
+        f"RUN UV_PYTHON_INSTALL_DIR={PYTHONS} UV_PYTHON_PREFERENCE=only-managed \\",
+        f"    uv venv --python {CAFFEDOC_PYTHON} {TOOL} \\",
+        f" && uv pip install --no-cache --python {TOOL}/bin/python /src/caffedoc \\",
+        f" && {LINK}",
+    ]
+
+
+def source_path(recipe: Recipe) -> str:
+    return f"/src/{recipe.source.tarball}"
+
+
 def build_command(recipe: Recipe) -> list[str]:
     return ["caffedoc", "build", "--recipe", recipe.name, "--prefix", PREFIX,
-            "--python", f"{PYCAFFE}/bin/python", "--source", SOURCE]  # fmt: skip
+            "--python", f"{PYCAFFE}/bin/python", "--source", source_path(recipe)]  # fmt: skip
 
 
 def image_commands(recipe: Recipe) -> list[list[str]]:
     """After the build: the proof against the recipe and the runtime package list (build
-    stage), then the final image's own proof."""
+    stage, where the recipe's compiler and -dev packages are), then the final image's own
+    proof. Strict (warnings fail) where the image's hardware is there: a CUDA image built
+    without a GPU rightly warns that only CPU mode works."""
     python = f"{PYCAFFE}/bin/python"
+    strict = ["--strict"] if recipe.kind == "cpu" else []
     return [
-        ["caffedoc", "check", "--python", python, "--require", f"recipe={recipe.name}"],
+        ["caffedoc", "check", *strict, "--python", python, "--require", f"recipe={recipe.name}"],
         ["caffedoc", "docker", "--runtime-packages", PREFIX],
-        ["caffedoc", "check", "--python", python],
-        # `docker build` sees no GPU: the training step runs on the CPU (a GPU build can).
+        ["caffedoc", "check", *strict, "--python", python],
+        # An image build sees no GPU: the training step runs on the CPU (a GPU build can).
         ["caffedoc", "smoke", "--python", python, "--cpu"],
     ]
 
 
-def render(recipe: Recipe) -> str:
-    """The Dockerfile for one recipe: a pure function of it, so output is reproducible."""
+def header(recipe: Recipe) -> list[str]:
+    needs = outside(recipe)
+    return [
+        "# syntax=docker/dockerfile:1",
+        f"# Generated by `caffedoc docker` from recipes/{recipe.name}.toml: do not edit.",
+        f"# {recipe.summary}",
+        f"# Status {recipe.proof()}",
+        "# Needs from outside the build context: Debian's or Ubuntu's package archive, PyPI"
+        + "".join(f", {n}" for n in needs)
+        + ("" if needs else " (nothing else)")
+        + ".",
+        f"# Build and verify: caffedoc docker --build {recipe.name} (makes the build context:",
+        "# caffedoc's source and the Caffe source tarball; docker, podman or buildah).",
+        f"# Behind a TLS-intercepting proxy: mount the host's CA bundle at {HOST_CA} for the",
+        f"# build and pass --build-arg PIP_CERT={HOST_CA} (`caffedoc docker --build` does).",
+    ]
+
+
+def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
+    """The Dockerfile for one recipe: a pure function of it, so output is reproducible.
+    `ccache_volume`: the engine mounts the ccache folder itself (buildah, podman)."""
     if not has_image(recipe):
         raise CaffedocError(f"recipe {recipe.name} is known to be bad: it gets no image")
     manager = recipe.manager()
@@ -121,41 +214,28 @@ def render(recipe: Recipe) -> str:
     setup += ["virtualenv", *PYCAFFE_APT_PY2] if _py2(recipe) else ["python3-venv"]
     runtime = [_interpreter_package(recipe), *(PYCAFFE_APT_PY2 if _py2(recipe) else ())]
     runtime += CHECK_TOOLS
-    archive = f"{recipe.source.repository}/archive/{recipe.source.commit}.tar.gz"
-    header = [
-        "# syntax=docker/dockerfile:1",
-        f"# Generated by `caffedoc docker` from recipes/{recipe.name}.toml: do not edit.",
-        f"# {recipe.summary}",
-        f"# Build from the repository root: docker build -f docker/{file_name(recipe)} .",
-    ]
-    if recipe.status == "unverified":
-        header.append(f"# Status unverified: caffedoc has not built it: {recipe.reason}")
-    elif recipe.status != "good":
-        header.append(f"# Status {recipe.status}: `caffedoc build` refuses it: {recipe.reason}")
+    cache = "" if ccache_volume else f"{CCACHE_MOUNT} "
+    tarball = recipe.source.tarball
+    uv = [] if distro_python(recipe) else [f"FROM {UV_IMAGE} AS uv", ""]
     lines = [
-        *header,
+        *header(recipe),
         "",
-        f"FROM {UV_IMAGE} AS uv",
-        "",
+        *uv,
         f"FROM {base} AS build",
-        "ENV DEBIAN_FRONTEND=noninteractive \\",
-        f"    UV_PYTHON_INSTALL_DIR={PYTHONS} \\",
-        "    UV_PYTHON_PREFERENCE=only-managed",
+        "# The host's CA bundle, for this stage's pip only (see above); never in the image.",
+        "ARG PIP_CERT",
+        "ENV DEBIAN_FRONTEND=noninteractive",
         "RUN " + manager.image_install(setup, keep_lists=True),
-        "COPY --from=uv /uv /usr/local/bin/uv",
-        "COPY pyproject.toml README.md /src/caffedoc/",
-        "COPY caffedoc /src/caffedoc/caffedoc",
-        "COPY recipes /src/caffedoc/recipes",
-        f"RUN uv venv --python {CAFFEDOC_PYTHON} {TOOL} \\",
-        f" && uv pip install --no-cache --python {TOOL}/bin/python /src/caffedoc \\",
-        f" && {LINK}",
+        *_caffedoc_env(recipe),
         *_pycaffe_env(recipe),
         f"ENV PATH={PYCAFFE}/bin:$PATH",
-        "# The source at the recipe's commit; `caffedoc build` checks every file against",
-        f"# recipes/{recipe.source.manifest.parent.name}/{recipe.source.manifest.name}.",
-        f"ADD {archive} /src/caffe.tar.gz",
-        f"RUN mkdir -p {SOURCE} && tar -xzf /src/caffe.tar.gz --strip-components=1 -C {SOURCE}",
-        "RUN " + shlex.join(build_command(recipe)),
+        "# The source the recipe verifies (Debian's orig tarball), from the build context;",
+        "# `caffedoc build` checks its sha256 against the recipe.",
+        f"COPY {CONTEXT_SOURCES}/{tarball} {source_path(recipe)}",
+        "# The recipe's packages first (python3-dev among them: the build plan needs its",
+        "# libpython), a layer of their own that a rebuild reuses.",
+        f"RUN caffedoc build --recipe {recipe.name} --deps-only",
+        f"RUN {cache}CAFFEDOC_CCACHE_DIR={CCACHE} {shlex.join(build_command(recipe))}",
         "RUN " + shlex.join(require),
         f"RUN {shlex.join(packages)} > {RUNTIME_LIST}",
         "",
@@ -163,7 +243,7 @@ def render(recipe: Recipe) -> str:
         "ENV DEBIAN_FRONTEND=noninteractive",
         f"COPY --from=build {RUNTIME_LIST} {RUNTIME_LIST}",
         "RUN " + manager.image_install([*runtime, f"$(cat {RUNTIME_LIST})"], keep_lists=False),
-        f"COPY --from=build {PYTHONS} {PYTHONS}",
+        *([] if distro_python(recipe) else [f"COPY --from=build {PYTHONS} {PYTHONS}"]),
         f"COPY --from=build {TOOL} {TOOL}",
         f"COPY --from=build {PYCAFFE} {PYCAFFE}",
         f"COPY --from=build {PREFIX} {PREFIX}",
