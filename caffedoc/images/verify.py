@@ -5,6 +5,7 @@ image with caffedoc's own words for it. Results print as text and, for CI, JUnit
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -23,6 +24,7 @@ from caffedoc.recipes import Recipe
 CA_BUNDLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 TAIL = 25  # lines of the failing step's output kept as the finding
+FINDING = re.compile(r"^[✗!] \[[a-z0-9-]+\] ")  # an error or warning in check's text
 
 
 @dataclass
@@ -121,8 +123,19 @@ def _finding(stdout: str, stderr: str) -> str:
     finding where a caffedoc step failed."""
     lines = [line for line in (stdout + "\n" + stderr).splitlines() if line.strip()]
     steps = [i for i, line in enumerate(lines) if "STEP " in line and "Error:" not in line]
-    start = steps[-1] if steps else 0
-    return "\n".join(lines[max(start, len(lines) - TAIL) :])
+    step = lines[steps[-1] if steps else 0 :]
+    # A failed check: its errors and warnings with their evidence and fix, not the areas
+    # that passed; else (a build, a smoke step) the step's last lines.
+    found, keep = [], False
+    for line in step:
+        words = line.strip()
+        if FINDING.match(words):
+            keep = True
+        elif not words.startswith(("seen:", "fix:", "see:")):
+            keep = False
+        if keep or words.startswith("caffedoc: error:"):
+            found.append(line)
+    return "\n".join([*step[:1], *found] if found else step[-TAIL:])
 
 
 def junit(results: list[Built], path: Path) -> None:
@@ -134,8 +147,9 @@ def junit(results: list[Built], path: Path) -> None:
         case = ET.SubElement(suite, "testcase", classname="images", name=r.recipe,
                              time=f"{r.seconds:.1f}")  # fmt: skip
         if r.outcome == "failed":
-            said = [line for line in r.why.splitlines() if line.startswith("caffedoc: error:")]
-            message = (said or r.why.splitlines() or ["failed"])[-1][:200]
+            said = [w.strip() for w in r.why.splitlines()
+                    if w.startswith("caffedoc: error:") or FINDING.match(w.strip())]  # fmt: skip
+            message = (said or r.why.splitlines()[-1:] or ["failed"])[0][:200]
             ET.SubElement(case, "failure", message=message).text = r.why
         elif r.outcome == "skipped":
             ET.SubElement(case, "skipped", message=r.why)
