@@ -62,6 +62,14 @@ def build(
     as_json: Annotated[
         bool, typer.Option("--json", help="Machine-readable plan or result.")
     ] = False,
+    wheel: Annotated[
+        bool,
+        typer.Option("--wheel", help="Then pack the install as a portable wheel (CPU recipes)."),
+    ] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(metavar="DIR", help="With --wheel: write it here (default: ./wheelhouse)."),
+    ] = None,
 ) -> None:
     """Build a known-good Caffe from a recipe, install it, pin the interpreter, prove it.
 
@@ -74,6 +82,8 @@ def build(
     from caffedoc.build import arches, engine
     from caffedoc.build.interpreter import deps_argv, install_deps
     from caffedoc.build.plan import Plan, make_plan
+    from caffedoc.build.wheel import make as make_wheel
+    from caffedoc.build.wheel import refuse_early
     from caffedoc.probes import default_python
     from caffedoc.probes.machine import host_facts
     from caffedoc.recipes import load_all
@@ -111,25 +121,41 @@ def build(
         )
 
     plan = plan_now()
+    if out is not None and not wheel:
+        raise CaffedocError("--out names where --wheel writes the wheel: add --wheel")
+    wheel_dir = refuse_early(plan.recipe, plan.python, out or Path("wheelhouse")) if wheel else None
     if dry_run:
         typer.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.render())
         return
     signal.signal(signal.SIGTERM, _interrupt)
-    out = sys.stderr
+    log = sys.stderr
     if plan.python.missing:  # the cache key holds numpy's major version: plan again after
-        out.write(f"pycaffe's packages: {shlex.join(deps_argv(plan.python))}\n")
-        out.write(f"pycaffe's packages: {install_deps(plan.python)}\n")
+        log.write(f"pycaffe's packages: {shlex.join(deps_argv(plan.python))}\n")
+        log.write(f"pycaffe's packages: {install_deps(plan.python)}\n")
         plan = plan_now()
-    out.write(f"recipe {plan.recipe.name}: {plan.why}\n")
-    outcome = engine.execute(plan, out=out)
+    log.write(f"recipe {plan.recipe.name}: {plan.why}\n")
+    outcome = engine.execute(plan, out=log)
+    made = None
+    if wheel_dir is not None:
+        log.write(f"packing a wheel for {plan.python.path} into {wheel_dir} (auditwheel)\n")
+        made = make_wheel(outcome.prefix, plan.python, wheel_dir)
     if as_json:
-        typer.echo(json.dumps({"plan": plan.to_json(), "result": outcome.to_json()}, indent=2))
+        result = {"plan": plan.to_json(), "result": outcome.to_json()}
+        if made is not None:
+            result["wheel"] = made.to_json()
+        typer.echo(json.dumps(result, indent=2))
     else:
         how = {"prefix": "already installed", "artifact": "from the build cache", "built": "built"}
         typer.echo(
             f"Caffe ({plan.recipe.name}) is in {outcome.prefix} ({how[outcome.cache]}, "
             f"{outcome.seconds:.1f} s); {outcome.python} imports it."
         )
+        if made is not None:
+            typer.echo(
+                f"wheel {made.path} ({made.size / 1e6:.1f} MB, {made.installed / 1e6:.1f} MB "
+                f"installed, {made.tag}, {len(made.bundled)} libraries bundled): "
+                f"pip install --find-links {made.path.parent} caffe"
+            )
 
 
 def _interrupt(signum: int, frame: object) -> None:

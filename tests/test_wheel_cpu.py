@@ -1,0 +1,150 @@
+"""`caffedoc build --wheel`: the debian12-cpu install packed as a portable wheel, installed
+by pip alone into a fresh venv here and into a fresh Debian 12 root with no -dev packages,
+where pycaffe's smoke step passes and Caffe's own commands run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import caffedoc
+from tests.fixtures.caffe_build import RECIPE, clean_env
+from tests.fixtures.roots import cached_root, copy_checkout, in_root, ok, reach_registries
+
+pytestmark = pytest.mark.caffe
+
+NAME = re.compile(r"caffe-1\.0\.0\+debian12\.cpu-cp311-cp311-manylinux_2_(\d+)_x86_64\.whl")
+# A tiny net the `caffe` command trains from DummyData: no dataset, no Python.
+NET = """
+layer { name: "data" type: "DummyData" top: "data" top: "label"
+  dummy_data_param { shape { dim: 8 dim: 4 } shape { dim: 8 }
+    data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+SOLVER = """net: "net.prototxt"
+base_lr: 0.1
+max_iter: 20
+lr_policy: "fixed"
+snapshot_prefix: "tiny"
+"""
+
+
+@pytest.fixture(scope="session")
+def cpu_wheel(built_caffe, tmp_path_factory) -> tuple[Path, dict]:
+    """The wheel of the fixture's install (a cache hit: only the packing is new work)."""
+    out = tmp_path_factory.mktemp("wheelhouse")
+    res = caffedoc("build", "--recipe", RECIPE, "--python", str(built_caffe.python),
+                   "--prefix", str(built_caffe.prefix), "--wheel", "--out", str(out), "--json",
+                   env=clean_env(), timeout=3600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    made = json.loads(res.stdout)["wheel"]
+    [wheel] = out.glob("*.whl")
+    assert [p.name for p in out.iterdir()] == [wheel.name], "only the wheel is left in --out"
+    return wheel, made
+
+
+def test_the_wheel_is_named_tagged_and_declares_its_needs(cpu_wheel, tmp_path):
+    wheel, made = cpu_wheel
+    assert NAME.fullmatch(wheel.name), wheel.name
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = z.read("caffe-1.0.0+debian12.cpu.dist-info/METADATA").decode()
+        scripts = z.read("caffe-1.0.0+debian12.cpu.dist-info/entry_points.txt").decode()
+    assert "Requires-Python: ==3.11.*" in meta
+    for need in ("numpy>=1.21", "protobuf>=3.20", "scikit-image", "scipy", "six"):
+        assert f"Requires-Dist: {need}\n" in meta
+    for tool in ("caffe", "convert_imageset", "compute_image_mean", "upgrade_net_proto_text"):
+        assert f"caffe_tools/bin/{tool}" in names and f"\n{tool} = caffe_tools:main" in scripts
+    assert "caffe/libcaffe.so.1.0.0" in names and "caffe/_caffe.so" in names
+    # No file needs libpython: an interpreter provides it, a tool gets it preloaded.
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path, [n for n in names if n.endswith(".so") or ".so." in n])
+    for elf in [p for p in tmp_path.rglob("*") if p.is_file()]:
+        dynamic = subprocess.run(["readelf", "-d", elf], capture_output=True, text=True).stdout
+        assert "Dynamic section" in dynamic and "libpython" not in dynamic, elf
+    bundled = made["bundled"]
+    assert any(n.startswith("libopenblas") for n in bundled)
+    assert not any(n.startswith(("libpython", "libc.so", "libstdc++")) for n in bundled)
+    assert made["size"] == wheel.stat().st_size and made["installed"] > made["size"]
+
+
+def test_pip_alone_installs_it_into_a_fresh_venv_and_it_works(cpu_wheel, tmp_path):
+    wheel, _ = cpu_wheel
+    venv = tmp_path / "venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", venv], check=True, timeout=300)
+    python, env = venv / "bin" / "python", clean_env()
+    pip = [python, "-m", "pip", "install", "-q", "--find-links", wheel.parent, "caffe"]
+    res = subprocess.run(pip, capture_output=True, text=True, timeout=1800, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    where = subprocess.run([python, "-c", "import caffe; print(caffe.__file__)"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(venv / "lib")), "imported from the wheel, no pin"
+    smoke = caffedoc("smoke", "--python", str(python), "--json", env=env, timeout=600)
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+    assert json.loads(smoke.stdout)["passed"] is True
+    version = subprocess.run([venv / "bin" / "caffe", "--version"], capture_output=True,
+                             text=True, env=env)  # fmt: skip
+    assert version.returncode == 0 and "caffe version 1.0.0" in version.stdout, version.stderr
+    (tmp_path / "net.prototxt").write_text(NET)
+    (tmp_path / "solver.prototxt").write_text(SOLVER)
+    train = subprocess.run([venv / "bin" / "caffe", "train", "--solver", "solver.prototxt"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path,
+                           timeout=300)  # fmt: skip
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "Optimization Done." in train.stderr
+    assert (tmp_path / "tiny_iter_20.caffemodel").is_file()
+
+
+def test_a_clean_debian12_root_installs_it_and_smoke_passes(cpu_wheel, tmp_path):
+    wheel, _ = cpu_wheel
+    root = cached_root(tmp_path / "root", "bookworm", ("python3-venv",))
+    dpkg = ok(in_root(root, "dpkg-query -W -f '${Package}\\n'")).split()
+    assert not [p for p in dpkg if p.endswith("-dev")] and "gcc" not in dpkg
+    reach_registries(root)
+    shutil.copytree(wheel.parent, root / "wheels")
+    copy_checkout(root / "src")
+    ok(in_root(root, "python3 -m venv /v && /v/bin/pip install -q --find-links /wheels caffe "
+                     "/src"))  # fmt: skip
+    smoke = in_root(root, "/v/bin/caffedoc smoke --python /v/bin/python --json", timeout=600)
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+    assert json.loads(smoke.stdout)["passed"] is True
+    # No libpython3.11 there (a stock Python does not need it): the tools say so in a line.
+    tool = in_root(root, "/v/bin/caffe --version")
+    assert tool.returncode == 1
+    assert tool.stderr.strip().splitlines() == [
+        "caffe: Caffe's tools need libpython3.11.so.1.0 (its Python layer links it): install "
+        "it (Debian, Ubuntu: apt-get install libpython3.11) or use a Python built with "
+        "--enable-shared"
+    ]
+    with_it = ok(in_root(root, "apt-get update -qq && apt-get install -y -qq libpython3.11 "
+                               ">/dev/null && /v/bin/caffe --version"))  # fmt: skip
+    assert with_it.strip().splitlines()[-1] == "caffe version 1.0.0"
+
+
+def test_a_bad_out_or_a_recipe_without_wheels_is_refused_in_one_line(built_caffe, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cases = [
+        (["--recipe", RECIPE, "--wheel", "--out", str(blocker / "x")], "not a directory"),
+        (["--recipe", RECIPE, "--wheel", "--out", "/proc/caffedoc-wheels"], "cannot write"),
+        (["--recipe", RECIPE, "--out", str(tmp_path / "w")], "add --wheel"),
+        (["--recipe", "current-gpu-cuda13", "--wheel", "--out", str(tmp_path / "w")], "CPU"),
+    ]
+    for args, words in cases:
+        res = caffedoc("build", *args, "--python", str(built_caffe.python), "--prefix",
+                       str(tmp_path / "prefix"), env=clean_env())  # fmt: skip
+        assert res.returncode == 2, (args, res.stderr)
+        [line] = res.stderr.splitlines()
+        assert line.startswith("caffedoc: error: ") and words in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "nothing written"
