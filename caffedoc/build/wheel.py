@@ -151,7 +151,7 @@ def version_of(recipe: str) -> str:
     return str(Version(f"1.0.0+{recipe}"))  # debian12-cpu → 1.0.0+debian12.cpu
 
 
-def make(prefix: Path, py: Interpreter, out: Path) -> Wheel:
+def make(prefix: Path, py: Interpreter, protoc: str, out: Path) -> Wheel:
     """Pack the install in `prefix` for `py`, repair it, and put the wheel in `out`."""
     record = BuildRecord.read(prefix)
     if record is None or record.recipe is None:
@@ -159,7 +159,7 @@ def make(prefix: Path, py: Interpreter, out: Path) -> Wheel:
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".caffedoc-wheel-", dir=out) as tmp:
-            raw = pack(prefix, record, py, Path(tmp) / "raw")
+            raw = pack(prefix, record, py, protoc, Path(tmp) / "raw")
             repaired = repair(raw, prefix / "lib", Path(tmp) / "repaired")
             graft_display_libraries(repaired, Path(tmp) / "graft")
             final = out / repaired.name
@@ -169,7 +169,14 @@ def make(prefix: Path, py: Interpreter, out: Path) -> Wheel:
     return describe(final)
 
 
-def pack(prefix: Path, record: BuildRecord, py: Interpreter, where: Path) -> Path:
+def requirements(protoc: str) -> dict[str, str]:
+    """pycaffe's Requires-Dist for a caffe_pb2.py from `protoc` X.Y.Z: older than 3.20
+    (descriptor-style code) it loads only under protobuf 3.x up to 3.20.3."""
+    old = tuple(int(p) for p in protoc.split(".")[:2] if p.isdigit()) < (3, 20)
+    return {**REQUIRES, "protobuf": f"protobuf>={protoc},<=3.20.3"} if old else dict(REQUIRES)
+
+
+def pack(prefix: Path, record: BuildRecord, py: Interpreter, protoc: str, where: Path) -> Path:
     """The unrepaired wheel: linux_<machine>-tagged, for exactly this Python X.Y."""
     version = version_of(record.recipe or "")
     tag = f"cp{py.major_minor.replace('.', '')}"
@@ -191,7 +198,7 @@ def pack(prefix: Path, record: BuildRecord, py: Interpreter, where: Path) -> Pat
         elf[f"caffe_tools/bin/{tool}"] = "$ORIGIN/../../caffe"
     for name, runpath in elf.items():
         files[name] = set_runpath(files[name], runpath, where)
-    requires = "".join(f"Requires-Dist: {r}\n" for r in REQUIRES.values())
+    requires = "".join(f"Requires-Dist: {r}\n" for r in requirements(protoc).values())
     files[f"{dist}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: caffe\nVersion: {version}\n"
         f"Summary: BVLC Caffe ({record.recipe}), built and packed by caffedoc\n"

@@ -138,7 +138,7 @@ def build(
     made = None
     if wheel_dir is not None:
         log.write(f"packing a wheel for {plan.python.path} into {wheel_dir} (auditwheel)\n")
-        made = make_wheel(outcome.prefix, plan.python, wheel_dir)
+        made = make_wheel(outcome.prefix, plan.python, plan.recipe.protobuf, wheel_dir)
     if as_json:
         result = {"plan": plan.to_json(), "result": outcome.to_json()}
         if made is not None:
