@@ -35,8 +35,9 @@ def test_pip_of_python27_ahead_of_the_venv(make_venv, tmp_path):
     py27 = pyenv_python("2.7")
     res = run_check(venv.python, check_env(tmp_path / "home", py27.parent, venv.bin), tmp_path)
 
+    # Nothing misplaced yet: information, not a warning that would sit on every healthy host.
     [f] = res.findings(DRIFT)
-    assert f["severity"] == "warning"
+    assert f["severity"] == "info"
     evidence = "\n".join(f["evidence"])
     prefix27 = str(py27.parent.parent)
     assert f"`pip` is {py27.parent / 'pip'}" in evidence
@@ -47,6 +48,19 @@ def test_pip_of_python27_ahead_of_the_venv(make_venv, tmp_path):
     # The Python 2.7 was examined from inside, by the same introspection script.
     seen = res.facts["python"]["interpreters"]
     assert any(i["version"].startswith("2.7.") for i in seen.values())
+
+
+def test_a_pip_that_already_misplaced_pycaffes_packages_is_a_warning(make_venv, tmp_path):
+    venv = make_venv("3.9")
+    other = make_venv("3.10", "numpy==2.2.6")  # a bare `pip install numpy` went here
+    res = run_check(venv.python, check_env(tmp_path / "home", other.bin, venv.bin), tmp_path)
+
+    [f] = res.findings(DRIFT)
+    assert f["severity"] == "warning"
+    assert [e.split(" ", 1)[0] for e in f["evidence"]] == ["`pip`", "`pip3`"]
+    assert f"`pip` is {other.bin / 'pip'}" in f["evidence"][0]
+    for line in f["evidence"]:
+        assert line.endswith(f"; pycaffe's numpy is there but not in {venv.root}")
 
 
 def test_venv_ahead_of_python27(make_venv, tmp_path):

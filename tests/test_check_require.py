@@ -20,7 +20,7 @@ from caffedoc.require import (
     recipe_name,
 )
 from tests.conftest import caffedoc
-from tests.fixtures.envs import check_env, pyenv_python
+from tests.fixtures.envs import check_env, removed_venv_pip
 
 RECIPES = {r.name: r for r in load_all()}
 CUDA10 = RECIPES["ubuntu18.04-cuda10.0"]
@@ -72,13 +72,13 @@ def test_this_machine_differs_from_ubuntu18_cuda10(built_caffe, tmp_path):
 
 @pytest.mark.caffe
 def test_strict_fails_on_warnings_and_only_then(built_caffe, tmp_path):
-    # Python 2.7's bin first on PATH: its `pip` feeds another Python (a real warning).
-    py27 = pyenv_python("2.7").parent
-    plain = _check(built_caffe, tmp_path, "--json", path=(py27,))
+    # A pip first on PATH naming a removed venv's Python (a real warning).
+    stale = removed_venv_pip(tmp_path / "stale" / "bin")
+    plain = _check(built_caffe, tmp_path, "--json", path=(stale,))
     report = json.loads(plain.stdout)
     assert report["status"] == "warning", report["findings"]
     assert plain.returncode == 0
-    strict = _check(built_caffe, tmp_path, "--strict", path=(py27,))
+    strict = _check(built_caffe, tmp_path, "--strict", path=(stale,))
     assert strict.returncode == 1
     assert "[interpreter-drift]" in strict.stdout
     # Without the warning, --strict passes.

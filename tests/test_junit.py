@@ -21,7 +21,7 @@ from caffedoc.check import Report
 from caffedoc.findings import Finding, Severity
 from caffedoc.probes import Facts
 from tests.conftest import caffedoc
-from tests.fixtures.envs import check_env, pyenv_python
+from tests.fixtures.envs import check_env, removed_venv_pip
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
 
@@ -57,9 +57,10 @@ def test_the_schema_accepts_pytests_report_and_rejects_malformed_ones(tmp_path):
 
 @pytest.mark.caffe
 def test_a_real_check_with_an_error_and_a_warning(built_caffe, tmp_path):
-    """Python 2.7's pip first on PATH (a warning) and a recipe this machine is not (an error)."""
-    py27 = pyenv_python("2.7").parent
-    env = check_env(tmp_path / "home", py27, built_caffe.python.parent)
+    """A removed venv's pip first on PATH (a warning) and a recipe this machine is not (an
+    error)."""
+    stale = removed_venv_pip(tmp_path / "stale" / "bin")
+    env = check_env(tmp_path / "home", stale, built_caffe.python.parent)
     out = tmp_path / "reports" / "check.xml"
     out.parent.mkdir()
     args = ["check", "--python", str(built_caffe.python), "--junit", str(out), "--json"]

@@ -32,7 +32,13 @@ def _where(c: Command) -> str:
     return f"{c.path} (first `{c.name}` on PATH)" if c.first_on_path else c.path
 
 
-def _drifting_pips(py: PythonFacts) -> Iterator[str]:
+# The packages of pycaffe's that the interpreter facts locate without importing.
+PYCAFFE_LOCATED = ("caffe", "protobuf", "numpy")
+
+
+def _drifting_pips(py: PythonFacts) -> Iterator[tuple[str, list[str]]]:
+    """Each bare pip on PATH that feeds another Python: its evidence, and pycaffe's
+    packages that Python has and the target lacks (what such a pip already misplaced)."""
     t = py.target
     for c in py.commands:
         if not (c.first_on_path and c.kind == "pip" and c.name in _pip_names(t)):
@@ -45,15 +51,22 @@ def _drifting_pips(py: PythonFacts) -> Iterator[str]:
             "env": f"shebang `#!{c.shebang}`, which finds {c.runs} on PATH",
             "exec line": f"its exec line runs {c.runs}",
         }.get(c.via or "", f"through {c.via}")
-        yield (
+        misplaced = [n for n in PYCAFFE_LOCATED if other.winner(n) and not t.winner(n)]
+        said = (
             f"`{c.name}` is {c.path} ({how}): it installs into {other.prefix} "
             f"(Python {other.version}), not into {t.prefix} (Python {t.version}) where "
             f"{t.path} looks"
         )
+        if misplaced:
+            said += f"; pycaffe's {', '.join(misplaced)} is there but not in {t.prefix}"
+        yield said, misplaced
 
 
 @detects("interpreter-drift")
 def interpreter_drift(facts: Facts) -> Iterator[Hit]:
+    """A bare pip feeding another Python is a warning only with evidence of harm (pycaffe's
+    packages installed there but missing here); otherwise it is information: on a fleet of
+    healthy machines with a venv not activated it would sit on every host."""
     py: PythonFacts | None = facts.get("python")
     if py is None or not py.target.ok:
         return
@@ -61,8 +74,8 @@ def interpreter_drift(facts: Facts) -> Iterator[Hit]:
     drift = list(_drifting_pips(py))
     if drift:
         yield Hit(
-            Severity.WARNING,
-            tuple(drift),
+            Severity.WARNING if any(harm for _, harm in drift) else Severity.INFO,
+            tuple(said for said, _ in drift),
             fix=(
                 f"Install into the interpreter that runs Caffe with that interpreter's own pip: "
                 f"{cmd(t.path, '-m', 'pip', 'install', ETC)} (never a bare `pip`)"
