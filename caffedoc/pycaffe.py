@@ -29,3 +29,11 @@ REQUIRES = {
 
 def pip_names() -> tuple[str, ...]:
     return tuple(pip for pip, _ in PYCAFFE_DEPS.values())
+
+
+def requirements(names: tuple[str, ...], protoc: str) -> tuple[str, ...]:
+    """pip requirements for pycaffe's missing packages (pip names) beside a caffe_pb2.py from
+    `protoc` X.Y.Z: protoc older than 3.20 (Debian 11's 3.12) writes descriptor-style code
+    that protobuf 4.21 and later refuse ("Descriptors cannot be created directly")."""
+    old = tuple(int(p) for p in protoc.split(".")[:2] if p.isdigit()) < (3, 20)
+    return tuple("protobuf<=3.20.3" if n == "protobuf" and old else n for n in names)

@@ -56,7 +56,7 @@ class Interpreter:
     numpy: str | None
     numpy_include: Path | None
     multiarch: str  # x86_64-linux-gnu: where the distro keeps its libraries
-    missing: tuple[str, ...] = ()  # pycaffe's packages it lacks, by their pip names
+    missing: tuple[str, ...] = ()  # pycaffe's packages it lacks (pip requirements once planned)
     has_pip: bool = True
     managed: bool = False  # externally managed (PEP 668): its pip refuses to install
 

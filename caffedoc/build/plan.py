@@ -11,13 +11,13 @@ import hashlib
 import json
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from caffedoc import host
+from caffedoc import host, pycaffe
 from caffedoc.build import arches, interpreter, paths, source, toolkit
 from caffedoc.build.arches import Choice
 from caffedoc.build.interpreter import Interpreter
@@ -200,6 +200,7 @@ def make_plan(
     cuda_arch: tuple[str, ...] = (),
 ) -> Plan:
     py = interpreter.inspect(python)
+    py = replace(py, missing=pycaffe.requirements(py.missing, recipe.protobuf))
     if not py.major_minor.startswith(recipe.python):
         raise CaffedocError(
             f"recipe {recipe.name} builds for Python {recipe.python}; {python} is {py.version}"
