@@ -195,12 +195,14 @@ def test_a_blocked_recipe_plans_but_does_not_build(runtime_python, tmp_path, mon
     assert not (tmp_path / "p").exists() and not plan.workdir.exists()
 
 
-def test_an_interpreter_without_numpy_is_refused(tmp_path):
+def test_an_interpreter_without_numpy_or_pip_is_refused(tmp_path):
+    """Build installs pycaffe's packages with the interpreter's own pip: none, refused."""
     venv = tmp_path / "bare"
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
     res = caffedoc("build", "--recipe", "debian12-cpu", "--python", str(venv), "--dry-run")
-    assert res.returncode == 2 and "has no numpy" in res.stderr
+    assert res.returncode == 2 and "lacks pycaffe's numpy" in res.stderr
+    assert "has no pip" in res.stderr and "-m ensurepip" in res.stderr
 
 
 def test_an_unverified_recipe_plans_says_so_and_is_not_refused(runtime_python, tmp_path,
