@@ -59,7 +59,7 @@ def test_a_shadowing_numpy_header_folder_is_found(tmp_path):
     own = tmp_path / "site" / "numpy" / "core" / "include"
     (own / "numpy").mkdir(parents=True)
     (include / "numpy").mkdir(parents=True)
-    py = interpreter.Interpreter(
+    py = interpreter.BuildPython(
         path=Path(sys.executable), version="3.11.2", soabi="cpython-311-x86_64-linux-gnu",
         include=include, purelib=tmp_path / "site", libpython=None, numpy="2.1.0",
         numpy_include=own, multiarch="x86_64-linux-gnu",

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from caffedoc import host
-from caffedoc.smoke.diagnosis import diagnose
+from caffedoc.smoke.diagnosis import explain_failure
 from caffedoc.smoke.runner import ChildReport
 from tests.conftest import REPO
 
@@ -258,7 +258,7 @@ def test_unfed_test_net_aborts_and_smoke_names_memorydata_input(lab, built_caffe
     res = lab("test-net-raw", solver="tests-at-0")
     assert res.signal_name == "SIGABRT", res.output
     assert "Check failed: data_" in res.stderr
-    finding = diagnose(res, ChildReport.parse(res), built_caffe.python)
+    finding = explain_failure(res, ChildReport.parse(res), built_caffe.python)
     assert finding.id == "memorydata-input"
     helped = lab("test-net-helped", solver="tests-at-0")
     assert helped.ok, helped.output

@@ -20,7 +20,7 @@ import pytest
 from caffedoc import host
 from caffedoc.layout import LAST_BUILD, remember_build
 from caffedoc.smoke import run_smoke
-from caffedoc.smoke.diagnosis import diagnose
+from caffedoc.smoke.diagnosis import explain_failure
 from caffedoc.smoke.events import TAG, ChildReport
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import overlay_venv
@@ -221,7 +221,7 @@ def test_cublas_abort_while_training_is_memorydata_input():
         "F0705 13:49:03.000000  4242 math_functions.cu:110] Check failed: status == "
         "CUBLAS_STATUS_SUCCESS (14 vs. 0)  CUBLAS_STATUS_INTERNAL_ERROR\n",
     )
-    found = diagnose(res, report, Path("python"))
+    found = explain_failure(res, report, Path("python"))
     assert found.id == "memorydata-input"
     assert found.evidence[0] == "the smoke step was killed by SIGABRT in stage 'train'"
     assert any("CUBLAS_STATUS_INTERNAL_ERROR" in e for e in found.evidence)
@@ -231,7 +231,7 @@ def test_cublas_abort_while_training_is_memorydata_input():
 def test_stuck_loss_is_memorydata_input():
     fail = {"kind": "stuck-loss", "message": "the training loss is stuck at 87.3365"}
     res, report = child_ended("train", 1, fail=fail)
-    found = diagnose(res, report, Path("python"))
+    found = explain_failure(res, report, Path("python"))
     assert found.id == "memorydata-input"
     assert "the training loss is stuck at 87.3365" in found.evidence
 

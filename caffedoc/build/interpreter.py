@@ -46,7 +46,9 @@ print(json.dumps(out))
 
 
 @dataclass(frozen=True)
-class Interpreter:
+class BuildPython:
+    """What a build needs to know of the interpreter it builds pycaffe for."""
+
     path: Path
     version: str  # 3.11.7
     soabi: str  # cpython-311-x86_64-linux-gnu
@@ -71,13 +73,13 @@ class Interpreter:
         return f"{self.soabi} numpy{numpy_major}"
 
 
-def inspect(python: Path) -> Interpreter:
+def inspect(python: Path) -> BuildPython:
     res = host.run([python, "-c", _SCRIPT, *PYCAFFE_DEPS], timeout=60)
     try:
         data = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise CaffedocError(f"cannot inspect the interpreter {python}: {res.describe()}") from None
-    return Interpreter(
+    return BuildPython(
         path=python,
         version=data["version"],
         soabi=data["soabi"],
@@ -93,7 +95,7 @@ def inspect(python: Path) -> Interpreter:
     )
 
 
-def deps_argv(py: Interpreter) -> list[str]:
+def deps_argv(py: BuildPython) -> list[str]:
     """The interpreter's own pip installing what pycaffe lacks there; refused, with the way
     out, where that pip cannot or must not install (no pip, PEP 668)."""
     if not py.missing:
@@ -111,7 +113,7 @@ def deps_argv(py: Interpreter) -> list[str]:
             *py.missing]  # fmt: skip
 
 
-def install_deps(py: Interpreter) -> str:
+def install_deps(py: BuildPython) -> str:
     """Run `deps_argv` as the interpreter's owner (root never runs a user's pip as root)."""
     argv = deps_argv(py)
     if not argv:
@@ -125,7 +127,7 @@ def install_deps(py: Interpreter) -> str:
     return f"installed {' '.join(py.missing)}"
 
 
-def link_library(py: Interpreter) -> Path:
+def link_library(py: BuildPython) -> Path:
     """The libpython that libcaffe (its Python layer) links: the interpreter's own when it
     has one, else the distro's of the same X.Y. A different X.Y would break at import."""
     if py.libpython is not None:
@@ -141,7 +143,7 @@ def link_library(py: Interpreter) -> Path:
     )
 
 
-def numpy_shadow(py: Interpreter) -> Path | None:
+def numpy_shadow(py: BuildPython) -> Path | None:
     """A numpy header folder inside Python's include dir that is not this numpy's own.
 
     Debian's python3-numpy puts one there, and since CMake lists Python's include dir

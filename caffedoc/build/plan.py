@@ -20,7 +20,7 @@ import psutil
 from caffedoc import host, pycaffe
 from caffedoc.build import arches, interpreter, paths, source, toolkit
 from caffedoc.build.arches import Choice
-from caffedoc.build.interpreter import Interpreter
+from caffedoc.build.interpreter import BuildPython
 from caffedoc.build.toolkit import ToolkitPlan
 from caffedoc.errors import CaffedocError
 from caffedoc.layout import PTH_NAME, RECORD, BuildRecord
@@ -35,7 +35,7 @@ class Plan:
     recipe: Recipe
     why: str
     host: HostFacts
-    python: Interpreter
+    python: BuildPython
     prefix: Path
     origin: source.Origin
     jobs: int
@@ -174,7 +174,7 @@ def toolchain() -> dict[str, str]:
     return out
 
 
-def cmake_args(recipe: Recipe, py: Interpreter) -> tuple[str, ...]:
+def cmake_args(recipe: Recipe, py: BuildPython) -> tuple[str, ...]:
     opts = dict(recipe.cmake)
     opts.update(
         {

@@ -19,7 +19,6 @@ from typing import TextIO
 
 from caffedoc import host
 from caffedoc.errors import CaffedocError
-from caffedoc.findings import Finding
 
 TAIL_LINES = 30
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]\s*(.*)$")
@@ -156,16 +155,11 @@ class Runner:
     def _report_failure(self, name: str, log: Log) -> None:
         tail = log.tail()
         self._say(f"--- last lines of {log.path} ---\n{tail}\n---")
-        for finding in diagnose(host.read_text(log.path, limit=1 << 24) or ""):
+        from caffedoc.explain import diagnose  # the knowledge base's reading of the log
+
+        for finding in diagnose(host.read_text(log.path, limit=1 << 24) or "")[:3]:
             self._say(f"  likely cause: {finding.title} [{finding.id}]")
             self._say(f"  fix: {finding.fix}")
-
-
-def diagnose(text: str) -> list[Finding]:
-    """The knowledge base's reading of a failed log, likeliest first."""
-    from caffedoc.explain import diagnose as explain_diagnose
-
-    return explain_diagnose(text)[:3]
 
 
 class _Progress:

@@ -28,7 +28,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from caffedoc import host
-from caffedoc.build.interpreter import Interpreter
+from caffedoc.build.interpreter import BuildPython
 from caffedoc.elf import not_elf
 from caffedoc.errors import CaffedocError
 from caffedoc.layout import RECORD, BuildRecord, python_dir
@@ -96,7 +96,7 @@ class Wheel:
                 "platform": self.tag, "bundled": list(self.bundled)}  # fmt: skip
 
 
-def refuse_early(recipe: Recipe, py: Interpreter, out: Path) -> Path:
+def refuse_early(recipe: Recipe, py: BuildPython, out: Path) -> Path:
     """Everything that would stop the wheel, checked before any build: a recipe it cannot
     pack, an interpreter it cannot tag, a missing tool, an --out it cannot write."""
     if recipe.kind != "cpu":
@@ -151,7 +151,7 @@ def version_of(recipe: str) -> str:
     return str(Version(f"1.0.0+{recipe}"))  # debian12-cpu → 1.0.0+debian12.cpu
 
 
-def make(prefix: Path, py: Interpreter, protoc: str, out: Path) -> Wheel:
+def make(prefix: Path, py: BuildPython, protoc: str, out: Path) -> Wheel:
     """Pack the install in `prefix` for `py`, repair it, and put the wheel in `out`."""
     record = BuildRecord.read(prefix)
     if record is None or record.recipe is None:
@@ -176,7 +176,7 @@ def requirements(protoc: str) -> dict[str, str]:
     return {**REQUIRES, "protobuf": f"protobuf>={protoc},<=3.20.3"} if old else dict(REQUIRES)
 
 
-def pack(prefix: Path, record: BuildRecord, py: Interpreter, protoc: str, where: Path) -> Path:
+def pack(prefix: Path, record: BuildRecord, py: BuildPython, protoc: str, where: Path) -> Path:
     """The unrepaired wheel: linux_<machine>-tagged, for exactly this Python X.Y."""
     version = version_of(record.recipe or "")
     tag = f"cp{py.major_minor.replace('.', '')}"

@@ -40,7 +40,7 @@ def check(
     from caffedoc import require as requirement
     from caffedoc.check import Report, run_check
     from caffedoc.recipes import load_all
-    from caffedoc.report import render_text
+    from caffedoc.render import render_text
 
     wanted = None if require is None else requirement.find(load_all(), require)
     env = dict(os.environ)

@@ -39,7 +39,7 @@ FED_CONTEXT = "caffedoc smoke: a MemoryData net fed by set_input_arrays"
 LOG_TAIL = 6  # lines of the child's log kept as evidence when nothing recognizes it
 
 
-def diagnose(res: host.Result, report: ChildReport, python: Path) -> Finding:
+def explain_failure(res: host.Result, report: ChildReport, python: Path) -> Finding:
     """The one finding that best explains a failed smoke step."""
     fail = report.last("fail") or {}
     how = _how_it_ended(res, report)

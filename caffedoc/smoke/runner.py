@@ -92,9 +92,9 @@ def run_smoke(
     passed = res.ok and report.passed
     finding = None
     if not passed:
-        from caffedoc.smoke.diagnosis import diagnose
+        from caffedoc.smoke.diagnosis import explain_failure
 
-        finding = diagnose(res, report, python)
+        finding = explain_failure(res, report, python)
     return SmokeResult(
         passed=passed,
         mode=chosen.get("mode", mode),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caffedoc.report import render_finding
+from caffedoc.render import render_finding
 from caffedoc.smoke.runner import SmokeResult
 
 
