@@ -87,6 +87,17 @@ def stubs(tmp_path):
     return d
 
 
+def pasted_harmlessly(command: str, tmp_path: Path, stubs: Path) -> Path:
+    """Paste `command` into sh in a scratch folder (returned): it succeeds and runs nothing
+    a hostile name smuggled in."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    res = paste(command, scratch, stubs)
+    assert res.returncode == 0, res.stderr
+    assert not pwned(tmp_path)
+    return scratch
+
+
 def test_pin_command_pins_the_hostile_tree_and_runs_nothing(
     build_pycaffe, gencode, make_venv, tmp_path, stubs
 ):
@@ -103,11 +114,7 @@ def test_pin_command_pins_the_hostile_tree_and_runs_nothing(
     assert len(from_json) == 1, checked.report["findings"]
     assert not pwned(tmp_path)
 
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    res = paste(from_json[0], scratch, stubs)
-    assert res.returncode == 0, res.stderr
-    assert not pwned(tmp_path)
+    scratch = pasted_harmlessly(from_json[0], tmp_path, stubs)
     # What was pasted did what it says: the interpreter now imports the hostile tree.
     where_from = subprocess.run(
         [venv.python, "-c", "import caffe, sys; sys.stdout.write(caffe.__file__)"],
@@ -140,11 +147,7 @@ def test_ld_so_conf_advice_hands_each_hostile_path_over_whole(
     assert from_json, report["findings"]
     assert not pwned(tmp_path)
 
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    res = paste(from_json[0], scratch, stubs)
-    assert res.returncode == 0, res.stderr
-    assert not pwned(tmp_path)
+    scratch = pasted_harmlessly(from_json[0], tmp_path, stubs)
     records = (scratch / "calls").read_bytes().split(b"\1")[:-1]
     calls = [[os.fsdecode(a) for a in r.split(b"\0")[:-1]] for r in records]
     assert calls == [
