@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from caffedoc import knowledge
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,3 +33,15 @@ def caffedoc(
         env=env,
         cwd=cwd,
     )
+
+
+@pytest.fixture
+def knowledge_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty folder the knowledge base is read from during the test: write entries in
+    it; the real entries are read again afterwards."""
+    kb = tmp_path / "knowledge"
+    kb.mkdir()
+    monkeypatch.setattr(knowledge, "HERE", kb)
+    knowledge.entries.cache_clear()
+    yield kb
+    knowledge.entries.cache_clear()

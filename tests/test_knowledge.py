@@ -42,25 +42,15 @@ def test_required_ids_exist():
         ),
     ],
 )
-def test_an_entry_without_its_words_is_refused(tmp_path, monkeypatch, body, says):
+def test_an_entry_without_its_words_is_refused(knowledge_dir, body, says):
     """Every entry has words to print (what it is, what to do): the parser refuses one
     that lacks them, so no report can show an empty title or fix."""
-    (tmp_path / "bad-entry.toml").write_text('id = "bad-entry"\n' + body)
-    monkeypatch.setattr(knowledge, "HERE", tmp_path)
-    knowledge.entries.cache_clear()
-    try:
-        with pytest.raises(knowledge.KnowledgeError, match=says):
-            knowledge.entries()
-    finally:
-        knowledge.entries.cache_clear()
+    (knowledge_dir / "bad-entry.toml").write_text('id = "bad-entry"\n' + body)
+    with pytest.raises(knowledge.KnowledgeError, match=says):
+        knowledge.entries()
 
 
-def test_malformed_entry_names_file_and_field(tmp_path, monkeypatch):
-    (tmp_path / "bad-entry.toml").write_text('id = "bad-entry"\ntitle = 3\n')
-    monkeypatch.setattr(knowledge, "HERE", tmp_path)
-    knowledge.entries.cache_clear()
-    try:
-        with pytest.raises(knowledge.KnowledgeError, match=r"bad-entry.toml: field 'area'"):
-            knowledge.entries()
-    finally:
-        knowledge.entries.cache_clear()
+def test_malformed_entry_names_file_and_field(knowledge_dir):
+    (knowledge_dir / "bad-entry.toml").write_text('id = "bad-entry"\ntitle = 3\n')
+    with pytest.raises(knowledge.KnowledgeError, match=r"bad-entry.toml: field 'area'"):
+        knowledge.entries()

@@ -54,32 +54,24 @@ def test_every_rule_with_a_remedy_gives_words_without_planning():
     assert not list((REPO / "caffedoc" / "fix").glob("cuda.py"))  # the remedy is the rule's
 
 
-def test_cuda_targets_are_data_and_a_new_release_is_one_line(tmp_path, monkeypatch):
+def test_cuda_targets_are_data_and_a_new_release_is_one_line(knowledge_dir):
     from caffedoc.detect.cuda import target_ranges
 
+    for p in Path(knowledge.__file__).parent.glob("*.toml"):
+        (knowledge_dir / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
     assert target_ranges()[13] == (75, None) and target_ranges()[8] == (20, 62)
-    for p in knowledge.HERE.glob("*.toml"):
-        (tmp_path / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
-    arch = tmp_path / "cuda-arch.toml"
+    arch = knowledge_dir / "cuda-arch.toml"
     arch.write_text(arch.read_text(encoding="utf-8") + "14 = [80]\n", encoding="utf-8")
-    monkeypatch.setattr(knowledge, "HERE", tmp_path)
     knowledge.entries.cache_clear()
-    try:
-        assert target_ranges()[14] == (80, None)
-    finally:
-        knowledge.entries.cache_clear()
+    assert target_ranges()[14] == (80, None)
 
 
-def test_a_malformed_detect_table_names_the_file_and_field(tmp_path, monkeypatch):
-    text = (knowledge.HERE / "cuda-arch.toml").read_text(encoding="utf-8")
-    (tmp_path / "cuda-arch.toml").write_text("detect = 3\n" + text.split("[detect.targets]")[0])
-    monkeypatch.setattr(knowledge, "HERE", tmp_path)
-    knowledge.entries.cache_clear()
-    try:
-        with pytest.raises(knowledge.KnowledgeError, match=r"cuda-arch\.toml: field 'detect'"):
-            knowledge.entries()
-    finally:
-        knowledge.entries.cache_clear()
+def test_a_malformed_detect_table_names_the_file_and_field(knowledge_dir):
+    text = (Path(knowledge.__file__).parent / "cuda-arch.toml").read_text(encoding="utf-8")
+    head = text.split("[detect.targets]")[0]
+    (knowledge_dir / "cuda-arch.toml").write_text("detect = 3\n" + head)
+    with pytest.raises(knowledge.KnowledgeError, match=r"cuda-arch\.toml: field 'detect'"):
+        knowledge.entries()
 
 
 def test_no_rule_module_is_left_unregistered():
