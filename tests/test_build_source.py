@@ -63,6 +63,26 @@ def test_a_tampered_tarball_is_refused(caffe_tarball, tmp_path):
         source.verify_tarball(bad, RECIPE.source)
 
 
+@pytest.mark.parametrize("given", ["tampered tarball", "not a tarball"])
+def test_a_wrong_source_is_refused_before_any_plan_or_cache_hit(
+    given, caffe_tarball, runtime_python, tmp_path
+):
+    """A finished build of the recipe may be cached, but it rests on the recipe's source:
+    a --source that is not that source is refused, even by --dry-run, in one line."""
+    bad = tmp_path / caffe_tarball.name
+    if given == "tampered tarball":
+        shutil.copy(caffe_tarball, bad)
+        with open(bad, "ab") as fh:
+            fh.write(b"\0")
+    else:
+        bad.write_text("not a tarball\n")
+    res = caffedoc("build", "--recipe", "debian12-cpu", "--source", str(bad),
+                   "--python", str(runtime_python), "--dry-run", env=clean_env())  # fmt: skip
+    assert res.returncode == 2, res.stdout
+    assert res.stdout == "" and res.stderr.count("\n") == 1, res.stderr
+    assert "is not the recipe's" in res.stderr and "tampered" in res.stderr
+
+
 def test_the_pristine_tree_matches_the_manifest(pristine):
     assert (pristine / "CMakeLists.txt").is_file()  # members at the top level
     source.verify_tree(pristine, RECIPE.source)

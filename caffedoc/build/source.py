@@ -37,14 +37,15 @@ class Origin:
 
 
 def origin(source: Source, given: Path | None) -> Origin:
-    """Decide where the source comes from, without fetching anything."""
+    """Decide where the source comes from, without fetching anything. A source the user
+    names is verified here, before any plan or cache hit rests on it (and again when used)."""
     if given is not None:
         if given.is_dir():
-            return Origin(
-                "tree", given.resolve(), f"the tree {given} (checked against the manifest)"
-            )
+            verify_tree(given, source)
+            return Origin("tree", given.resolve(), f"the tree {given} (matches the manifest)")
         if given.is_file():
-            return Origin("tarball", given.resolve(), f"the tarball {given}")
+            verify_tarball(given, source)
+            return Origin("tarball", given.resolve(), f"the tarball {given} (sha256 verified)")
         raise CaffedocError(f"--source {given}: no such file or directory")
     cached = paths.sources_dir() / source.tarball
     if cached.is_file():
