@@ -79,6 +79,9 @@ KNOWN_MISSES = {
     # a fork's MemoryData with a third top run on stock Caffe: "produces 2 top blob(s)"
     # reads the same as a prototxt giving a stock layer one top too many.
     "shadowed-caffe/train-deeplab-memorydata-three-tops.log": "none",
+    # Windows' bare "DLL load failed:" for a _caffe.pyd built for Python 2.7 run by 3.4:
+    # the log names no interpreter, so it reads as any missing DLL.
+    "interpreter-drift/mscaffe-draw-net-py34-dll-load-failed.log": "caffe-library-missing",
 }
 
 
