@@ -3,6 +3,14 @@ interpreter: `import caffe; import cv2` (whose caffe steps are the caffe area's
 import attempt) and the reverse (the opencv area reads both). Each child reports
 its progress line by line, so whatever it printed before it died says which
 import killed it.
+
+Both orders at the cost of one import: one process of the target imports what
+both share (numpy, scipy, scikit-image: most of `import caffe`'s time; never
+protobuf, OpenCV or caffe) and forks the two children, each still a process of
+its own with its own deadline, so an order-dependent abort or a crash at exit
+still shows. Its BLAS runs one thread, so no thread is copied by the fork. When
+the shared imports themselves fail (a numpy that crashes, hangs or raises, a
+thread already running) the two orders run as plain children instead, as before.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ class ImportChild:
     steps: tuple[tuple[str, dict[str, Any]], ...]  # (step, what it reported), in order
     result: host.Result
     ended: str  # how the child ended, its script named rather than quoted
+    shared: tuple[str, ...] = ()  # imported by its parent before the fork
+    fallback: str | None = None  # why it ran as a plain child, not forked
 
     def step(self, name: str) -> dict[str, Any] | None:
         return next((data for step, data in self.steps if step == name), None)
@@ -69,15 +79,17 @@ IMPORT_ORDERS: tuple[tuple[str, ...], ...] = (("caffe", "cv2"), ("cv2", "caffe")
 
 
 # Importing numpy starts a BLAS thread per core; the two import children run side by side
-# and compute nothing, so one thread each halves their CPU. A user's own setting wins.
+# and compute nothing, so one thread each halves their CPU. A user's own setting wins in a
+# plain child; the forking parent always runs one (a thread is not copied by a fork).
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Beyond the children's own deadline, how long the forking parent may take to kill a hung
+# child and report.
+FORK_GRACE = 5.0
 
 
-def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
-    script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
-    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
+def _steps(stdout: str) -> tuple[tuple[str, dict[str, Any]], ...]:
     steps = []
-    for line in res.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith(MARK):
             try:
                 data = json.loads(line[len(MARK) :])
@@ -85,7 +97,59 @@ def _run_imports(ctx: Context, order: tuple[str, ...]) -> ImportChild:
                 continue
             if isinstance(data, dict) and "step" in data:
                 steps.append((data.pop("step"), data))
-    return ImportChild(order, tuple(steps), res, ended(res, script, "try_import.py"))
+    return tuple(steps)
+
+
+def _child(order: tuple[str, ...], res: host.Result, script: str, **how: Any) -> ImportChild:
+    return ImportChild(order, _steps(res.stdout), res, ended(res, script, "try_import.py"), **how)
+
+
+def _plain(ctx: Context, order: tuple[str, ...], why: str | None) -> ImportChild:
+    script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
+    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
+    return _child(order, res, script, fallback=why)
+
+
+def _forked(ctx: Context) -> tuple[ImportChildren, str | None]:
+    """Both orders forked from one parent that did the shared imports: the children, or
+    none and why (the parent's own run, when it never ran the script at all)."""
+    script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
+    orders = [",".join(order) for order in IMPORT_ORDERS]
+    args = ["-c", script, "--fork", f"{ctx.timeout:g}", *orders]
+    env = {**ctx.env, **ONE_THREAD}
+    res = run_python(ctx, str(ctx.python), args, env, ctx.timeout + FORK_GRACE)
+    steps = _steps(res.stdout)
+    reports = {tuple(d["order"]): d for step, d in steps if step == "child"}
+    if all(order in reports for order in IMPORT_ORDERS):
+        shared = next((tuple(d["modules"]) for step, d in steps if step == "shared"), ())
+        return tuple(
+            _child(order, _reported(res, order, reports[order]), script, shared=shared)
+            for order in IMPORT_ORDERS
+        ), None
+    if not steps:  # the interpreter never ran the script: plain children would not either
+        return tuple(_child(order, res, script) for order in IMPORT_ORDERS), None
+    said = next((d.get("why") for step, d in steps if step == "fallback"), None)
+    if said is None:
+        started = [d["module"] for step, d in steps if step == "preload"]
+        doing = f" in `import {started[-1]}`" if started else ""
+        said = f"the shared imports ended{doing}: {res.ending()}"
+    return (), said
+
+
+def _reported(parent: host.Result, order: tuple[str, ...], d: dict[str, Any]) -> host.Result:
+    """A forked child's ending as if run alone: `python -c <script> caffe cv2`, with what
+    its parent printed on stderr during the shared imports (the child's own past)."""
+    return host.Result(
+        argv=(*parent.argv[:3], *order),
+        returncode=d.get("returncode"),
+        stdout=d.get("stdout", ""),
+        stderr=parent.stderr + d.get("stderr", ""),
+        seconds=float(d.get("seconds") or 0.0),
+        timed_out=bool(d.get("timed_out")),
+        stdout_dropped=int(d.get("stdout_dropped") or 0),
+        stderr_dropped=int(d.get("stderr_dropped") or 0),
+        user=parent.user,
+    )
 
 
 def _attempt(child: ImportChild, timeout: float) -> ImportAttempt:
@@ -137,8 +201,11 @@ ImportChildren = tuple[ImportChild, ...]  # one per IMPORT_ORDERS, in that order
 
 @probe("imports", area=False, subject="the import children")
 def imports(session: Session) -> ImportChildren:
-    """Both children, side by side; nothing waits for them to start: they are the slowest
-    part of a check (each imports caffe)."""
+    """Both children, forked from one parent (else side by side); nothing waits for them
+    to start: they are the slowest part of a check (each imports caffe)."""
     ctx = session.ctx
+    children, fallback = _forked(ctx)
+    if children:
+        return children
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(IMPORT_ORDERS)) as pool:
-        return tuple(pool.map(lambda order: _run_imports(ctx, order), IMPORT_ORDERS))
+        return tuple(pool.map(lambda order: _plain(ctx, order, fallback), IMPORT_ORDERS))

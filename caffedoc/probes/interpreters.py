@@ -142,13 +142,20 @@ def _me() -> str:
 
 
 def run_python(
-    ctx: Context, python: str, args: list[str], env: Mapping[str, str] | None = None
+    ctx: Context,
+    python: str,
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> host.Result:
     """Run the interpreter `python` (shims followed) with `args`, as its owner under root."""
     exe = executable(python, ctx.env)
     user = account(exe)[0]
     return host.run(
-        [exe, *args], timeout=ctx.timeout, env=ctx.env if env is None else env, user=user
+        [exe, *args],
+        timeout=ctx.timeout if timeout is None else timeout,
+        env=ctx.env if env is None else env,
+        user=user,
     )
 
 

@@ -39,6 +39,8 @@ class ImportRun:
     timed_out: bool
     stderr_tail: tuple[str, ...]
     seconds: float
+    shared: tuple[str, ...] = ()  # imported before the fork by the parent of both orders
+    fallback: str | None = None  # why it ran as a plain child instead
 
     @property
     def statement(self) -> str:
@@ -123,6 +125,8 @@ def _run(child: ImportChild) -> ImportRun:
         timed_out=res.timed_out,
         stderr_tail=tail,
         seconds=round(res.seconds, 2),
+        shared=child.shared,
+        fallback=child.fallback,
     )
 
 
@@ -136,6 +140,9 @@ def _summarize(f: OpencvFacts) -> list[str]:
             lines.append(f"{name} does not import in {f.python}: {f.import_errors[name]}")
     if f.cv2_protobuf:
         lines.append("cv2's protobuf: " + "; ".join(f.cv2_protobuf))
+    fallback = next((r.fallback for r in f.runs if r.fallback), None)
+    if fallback:
+        lines.append(f"each order ran in a fresh interpreter: {fallback}")
     for run in f.runs:
         if run.skipped:
             how = "not tried, " + ", ".join(sorted(run.import_errors)) + " not installed"

@@ -21,9 +21,25 @@
 #   done     - every step ran
 # The caffe steps end with MARK + "caffe-done" on stderr too, so what caffe
 # printed there can be told from what a later import printed.
+#
+# `--fork SECONDS caffe,cv2 cv2,caffe` runs every order at the cost of one import:
+# this process imports once what the orders share (numpy, scipy, scikit-image, the
+# bulk of `import caffe`; never protobuf, OpenCV or caffe, so each order stays the
+# real one), then forks one child per order, each with its own pipes, process group
+# and deadline (SECONDS from this process's start), which runs the steps above and
+# exits as the interpreter would (a crash at exit still shows). Its own steps:
+#   fork-start - the script runs (nothing at all: the interpreter never ran it)
+#   preload    - a shared import begins: a crash after it names the module
+#   fallback   - why it did not fork (a shared import failed, a thread already
+#                runs, protobuf or OpenCV got loaded): the caller runs plain children
+#   shared     - what was imported before the fork
+#   child      - one order's ending: exit status or signal, timeout, its output
 import json
 import os
+import select
+import signal
 import sys
+import time
 import traceback
 
 MARK = "@@caffedoc "
@@ -208,4 +224,200 @@ def main(order):
     emit("done")
 
 
-main(sys.argv[1:] or ["caffe"])
+# What `import caffe` (pycaffe and its io module) imports before protobuf, OpenCV or
+# caffe's own code: the slow, order-neutral part of both orders.
+SHARED = ("numpy", "six", "scipy.ndimage", "skimage.io", "skimage.transform")
+KEEP = 16 * 1024  # bytes kept of each child stream: its first and last KEEP
+KILL_GRACE = 2.0  # after killing a child, how long its pipes may take to close
+
+
+def preload():
+    """Import SHARED (what is installed of it); (imported, why not to fork)."""
+    if not findable("caffe"):
+        return [], None  # nothing shared: an absent caffe is not imported by either order
+    done = []
+    for name in SHARED:
+        if not findable(name.split(".")[0]):
+            continue
+        emit("preload", module=name)
+        try:
+            __import__(name)
+        except BaseException as exc:
+            return done, "importing %s raised %s" % (name, one_line(type(exc).__name__, str(exc)))
+        done.append(name)
+    return done, unsafe_to_fork()
+
+
+def unsafe_to_fork():
+    """Why a fork now would not give each order a process of its own, or None."""
+    early = [m for m in ("caffe", "cv2", "google.protobuf") if m in sys.modules]
+    if early:
+        return "the shared imports loaded " + ", ".join(early)
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = set(ln.split()[-1] for ln in fh if "libprotobuf" in ln or "libopencv" in ln)
+        threads = len(os.listdir("/proc/self/task"))
+    except (IOError, OSError):
+        return None
+    if libs:
+        return "the shared imports loaded " + ", ".join(sorted(libs))
+    if threads > 1:
+        return "%d threads run after the shared imports: a fork would copy one" % threads
+    return None
+
+
+class Child(object):
+    def __init__(self, order, pid, out, err):
+        self.order, self.pid = order, pid
+        self.streams = {
+            out: ["stdout", bytearray(), bytearray(), 0],
+            err: ["stderr", bytearray(), bytearray(), 0],
+        }
+        self.output = {}
+        self.status = None
+        self.timed_out = False
+        self.killed_at = None
+        self.seconds = None
+
+    def take(self, fd, data):
+        s = self.streams[fd]
+        room = KEEP - len(s[1])
+        s[1] += data[:room]
+        s[2] += data[room:] if room < len(data) else b""
+        if len(s[2]) > 2 * KEEP:
+            s[3] += len(s[2]) - KEEP
+            del s[2][:-KEEP]
+
+    def close(self, fd):
+        os.close(fd)
+        name, head, tail, dropped = self.streams.pop(fd)
+        if len(tail) > KEEP:
+            dropped += len(tail) - KEEP
+            del tail[:-KEEP]
+        text = bytes(
+            head + (b"\n[caffedoc: %d bytes dropped here]\n" % dropped if dropped else b"") + tail
+        )
+        self.output[name] = text.decode("utf-8", "replace")
+        self.output[name + "_dropped"] = dropped
+
+    def kill(self, now):
+        for how in (
+            lambda: os.killpg(self.pid, signal.SIGKILL),
+            lambda: os.kill(self.pid, signal.SIGKILL),
+        ):
+            try:
+                how()
+            except OSError:
+                pass
+        self.killed_at = now
+
+    def report(self):
+        status = self.status
+        code = None
+        if not self.timed_out and status is not None:
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        out = dict(self.output, order=self.order, returncode=code, timed_out=self.timed_out)
+        out["seconds"] = self.seconds
+        return out
+
+
+def spawn(order, others):
+    """Fork the child for `order`: None in the child, else its Child."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in [out_r, out_w, err_r, err_w] + [fd for c in others for fd in c.streams]:
+            os.close(fd)
+        return None
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    os.close(out_w)
+    os.close(err_w)
+    return Child(order, pid, out_r, err_r)
+
+
+def watch(children, start, deadline):
+    """Read every child's pipes and reap it, killing what outlives the deadline."""
+    while True:
+        now = time.time()
+        for c in children:
+            if c.status is None:
+                pid, status = os.waitpid(c.pid, os.WNOHANG)
+                if pid:
+                    c.status, c.seconds = status, round(now - start, 3)
+            if c.killed_at is None and now >= deadline and (c.status is None or c.streams):
+                c.timed_out = c.status is None
+                c.kill(now)
+            if c.killed_at is not None and now >= c.killed_at + KILL_GRACE:
+                for fd in list(c.streams):
+                    c.close(fd)  # a grandchild holds the pipe: give up on it
+        fds = [fd for c in children for fd in c.streams]
+        waiting = [c for c in children if c.status is None]
+        if not fds and not waiting:
+            return
+        if not fds:
+            time.sleep(0.005)
+            if any(c.killed_at is not None for c in waiting):
+                for c in waiting:
+                    c.status = os.waitpid(c.pid, 0)[1]
+                    c.seconds = round(time.time() - start, 3)
+            continue
+        ready = select.select(fds, [], [], 0.25)[0]
+        for fd in ready:
+            owner = next(c for c in children if fd in c.streams)
+            data = os.read(fd, 65536)
+            if data:
+                owner.take(fd, data)
+            else:
+                owner.close(fd)
+
+
+def fork_orders(seconds, orders):
+    """In a forked child: its order. In this process: None, once every child reported."""
+    start = time.time()
+    emit("fork-start")
+    shared, why = preload()
+    if why is not None or not hasattr(os, "fork"):
+        emit("fallback", why=why or "os.fork is missing", shared=shared)
+        return None
+    emit("shared", modules=shared)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children = []
+    for order in orders:
+        try:
+            child = spawn(order, children)
+        except OSError as exc:
+            for c in children:
+                c.kill(time.time())
+                os.waitpid(c.pid, 0)
+            emit("fallback", why="fork failed: %s" % exc, shared=shared)
+            return None
+        if child is None:
+            return order
+        children.append(child)
+    watch(children, start, start + seconds)
+    for c in children:
+        emit("child", **c.report())
+    return None
+
+
+def run(argv):
+    if argv[:1] == ["--fork"]:
+        order = fork_orders(float(argv[1]), [o.split(",") for o in argv[2:]])
+        if order is not None:
+            main(order)
+    else:
+        main(argv or ["caffe"])
+
+
+run(sys.argv[1:])
