@@ -310,6 +310,23 @@ def test_cli_json_shape():
     }
 
 
+def test_cli_shows_every_cause_that_fits_likeliest_first_each_with_its_lines():
+    """A real log where two known problems fit: both named, each with its own lines."""
+    case = LOGS / "protobuf-descriptor-clash" / "openpose-osx-two-opencv-caffe-proto.log"
+    data = json.loads(caffedoc("explain", "--json", str(case)).stdout)
+    ids = [m["id"] for m in data["matches"]]
+    assert ids == ["protobuf-descriptor-clash", "opencv-runtime-crash"]
+    first, second = data["matches"]
+    assert first["confidence"] > second["confidence"]
+    assert "File already exists in database: caffe.proto" in first["evidence"][0]["text"]
+    assert "is implemented in both" in second["evidence"][0]["text"]
+    assert second["fix"] == knowledge.get("opencv-runtime-crash").fix
+    text = caffedoc("explain", str(case)).stdout
+    head, also = text.split("Also possible:")
+    assert "[protobuf-descriptor-clash]" in head and "line 5: [libprotobuf ERROR" in head
+    assert "[opencv-runtime-crash]" in also and "line 4: objc[40481]: Class" in also
+
+
 def test_cli_reads_standard_input():
     data = (LOGS / "gpu-driver" / "rstarcnn-35.log").read_bytes()
     res = subprocess.run(
