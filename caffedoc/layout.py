@@ -104,8 +104,9 @@ class BuildRecord:
 
 def record_of(library: Path) -> BuildRecord | None:
     """The record of the install a library belongs to: <prefix>/lib/libcaffe.so or
-    <prefix>/python/caffe/_caffe.so, the record in <prefix>."""
-    for prefix in (library.parent.parent, library.parent.parent.parent):
+    <prefix>/python/caffe/_caffe.so, the record in <prefix>; a wheel's caffe/_caffe.so
+    or caffe/libcaffe.so, the record packed beside it in caffe/."""
+    for prefix in (library.parent, library.parent.parent, library.parent.parent.parent):
         record = BuildRecord.read(prefix)
         if record is not None:
             return record

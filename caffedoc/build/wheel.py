@@ -22,6 +22,7 @@ import stat
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,10 @@ def main():
 '''
 
 
+# (packed wheel, scratch folder) → (the wheel to repair, sonames the repair leaves out)
+Retarget = Callable[[Path, Path], tuple[Path, list[str]]]
+
+
 @dataclass(frozen=True)
 class Wheel:
     path: Path
@@ -99,10 +104,10 @@ class Wheel:
 def refuse_early(recipe: Recipe, py: BuildPython, out: Path) -> Path:
     """Everything that would stop the wheel, checked before any build: a recipe it cannot
     pack, an interpreter it cannot tag, a missing tool, an --out it cannot write."""
-    if recipe.kind != "cpu":
+    if recipe.kind != "cpu" and not recipe.toolkit_libraries:
         raise CaffedocError(
-            f"--wheel: recipe {recipe.name} is a CUDA build; caffedoc makes CPU wheels only "
-            "so far (a GPU wheel must take CUDA and cuDNN from NVIDIA's wheels)"
+            f"--wheel: recipe {recipe.name} uses the machine's CUDA; a GPU wheel takes CUDA "
+            "and cuDNN from NVIDIA's wheels, so only a recipe that pins them can make one"
         )
     if not py.soabi.startswith("cpython-"):
         raise CaffedocError(f"--wheel: {py.path} is not CPython ({py.soabi or 'no SOABI'})")
@@ -151,8 +156,11 @@ def version_of(recipe: str) -> str:
     return str(Version(f"1.0.0+{recipe}"))  # debian12-cpu → 1.0.0+debian12.cpu
 
 
-def make(prefix: Path, py: BuildPython, protoc: str, out: Path) -> Wheel:
-    """Pack the install in `prefix` for `py`, repair it, and put the wheel in `out`."""
+def make(
+    prefix: Path, py: BuildPython, protoc: str, out: Path, retarget: Retarget | None = None
+) -> Wheel:
+    """Pack the install in `prefix` for `py`, repair it, and put the wheel in `out`; a GPU
+    build's `retarget` (wheel_gpu) points it at NVIDIA's wheels before the repair."""
     record = BuildRecord.read(prefix)
     if record is None or record.recipe is None:
         raise CaffedocError(f"{prefix} holds no caffedoc build ({RECORD}): build it first")
@@ -160,7 +168,8 @@ def make(prefix: Path, py: BuildPython, protoc: str, out: Path) -> Wheel:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".caffedoc-wheel-", dir=out) as tmp:
             raw = pack(prefix, record, py, protoc, Path(tmp) / "raw")
-            repaired = repair(raw, prefix / "lib", Path(tmp) / "repaired")
+            raw, excluded = retarget(raw, Path(tmp) / "gpu") if retarget else (raw, [])
+            repaired = repair(raw, prefix / "lib", Path(tmp) / "repaired", excluded)
             graft_display_libraries(repaired, Path(tmp) / "graft")
             final = out / repaired.name
             os.replace(repaired, final)
@@ -246,14 +255,16 @@ def write_zip(wheel: Path, files: dict[str, bytes], record_name: str) -> None:
         z.writestr(record_name, rows.getvalue())
 
 
-def repair(raw: Path, libdir: Path, where: Path) -> Path:
-    """auditwheel repair: libcaffe from the prefix, the rest from the system's loader paths."""
+def repair(raw: Path, libdir: Path, where: Path, exclude: Sequence[str] = ()) -> Path:
+    """auditwheel repair: libcaffe from the prefix, the rest from the system's loader paths,
+    except the sonames in `exclude` (another wheel's to provide)."""
     env = {
         **os.environ,
         "PATH": tool_path(),
         "AUDITWHEEL_LD_LIBRARY_PATH": str(libdir),
     }
-    argv = [sys.executable, "-m", "auditwheel", "repair", "-w", where, raw]
+    excluded = [a for name in exclude for a in ("--exclude", name)]
+    argv = [sys.executable, "-m", "auditwheel", "repair", *excluded, "-w", where, raw]
     res = host.run(argv, timeout=1800, env=env)
     wheels = sorted(where.glob("*.whl")) if where.is_dir() else []
     if not res.ok or len(wheels) != 1:

@@ -5,6 +5,7 @@ import os
 import shlex
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,7 +65,7 @@ def build(
     ] = False,
     wheel: Annotated[
         bool,
-        typer.Option("--wheel", help="Then pack the install as a portable wheel (CPU recipes)."),
+        typer.Option("--wheel", help="Then pack the install as a portable wheel."),
     ] = False,
     out: Annotated[
         Optional[Path],
@@ -79,7 +80,7 @@ def build(
 
     Exit status: 0 built (or cache hit), 1 a step failed, 2 refused or bad usage.
     """
-    from caffedoc.build import arches, engine
+    from caffedoc.build import arches, engine, wheel_gpu
     from caffedoc.build.interpreter import deps_argv, install_deps
     from caffedoc.build.plan import Plan, make_plan
     from caffedoc.build.wheel import make as make_wheel
@@ -124,6 +125,8 @@ def build(
     if out is not None and not wheel:
         raise CaffedocError("--out names where --wheel writes the wheel: add --wheel")
     wheel_dir = refuse_early(plan.recipe, plan.python, out or Path("wheelhouse")) if wheel else None
+    if wheel and plan.recipe.kind == "cuda":
+        wheel_gpu.runtime_wheels(plan.recipe)
     if dry_run:
         typer.echo(json.dumps(plan.to_json(), indent=2) if as_json else plan.render())
         return
@@ -138,7 +141,9 @@ def build(
     made = None
     if wheel_dir is not None:
         log.write(f"packing a wheel for {plan.python.path} into {wheel_dir} (auditwheel)\n")
-        made = make_wheel(outcome.prefix, plan.python, plan.recipe.protobuf, wheel_dir)
+        gpu = plan.recipe.kind == "cuda"  # CUDA and cuDNN from NVIDIA's wheels (wheel_gpu)
+        retarget = partial(wheel_gpu.retarget, plan.recipe, outcome.prefix) if gpu else None
+        made = make_wheel(outcome.prefix, plan.python, plan.recipe.protobuf, wheel_dir, retarget)
     if as_json:
         result = {"plan": plan.to_json(), "result": outcome.to_json()}
         if made is not None:

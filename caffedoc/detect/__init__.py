@@ -29,6 +29,7 @@ MODULES = (
     "cuda",
     "cudnn_version",
     "cuda_library_path",
+    "nvidia_wheels",
     "opencv",
 )
 

@@ -38,6 +38,7 @@ MODULES = (
     "imports",
     "python",
     "binaries",
+    "wheel",
     "protobuf",
     "caffe",
     "toolkits",

@@ -19,6 +19,7 @@ from caffedoc.probes import Session, probe
 from caffedoc.probes.binaries import CaffeBinaries, Extension, Linkage, extension, linkage
 from caffedoc.probes.imports import ImportAttempt, ImportChildren, import_attempt
 from caffedoc.probes.interpreters import Interpreter
+from caffedoc.probes.wheel import WheelInstall, summary_lines
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class CaffeFacts:
     installs: tuple[Install, ...]
     import_attempt: ImportAttempt
     tree: Tree | None
+    wheel: WheelInstall | None = None  # the wheel that installed the winner, if one did
 
     @property
     def winner(self) -> Install | None:
@@ -143,6 +145,7 @@ def _summarize(f: CaffeFacts) -> list[str]:
         if w.extension:
             build = " (GPU build)" if w.extension.gpu else " (CPU build)"
         lines.append(f"imports {w.path}{build}, from {w.origin}")
+        lines += summary_lines(f.wheel)
         if len(f.installs) > 1:
             lines.append(f"{len(f.installs) - 1} other caffe package(s) on sys.path")
         if w.extension and w.extension.linkage.unknown:
@@ -159,9 +162,13 @@ def _summarize(f: CaffeFacts) -> list[str]:
     return lines
 
 
-@probe("caffe", ("target", "imports", "binaries"), _summarize)
+@probe("caffe", ("target", "imports", "binaries", "wheel"), _summarize)
 def gather(
-    session: Session, target: Interpreter, children: ImportChildren, binaries: CaffeBinaries
+    session: Session,
+    target: Interpreter,
+    children: ImportChildren,
+    binaries: CaffeBinaries,
+    wheel: WheelInstall | None,
 ) -> CaffeFacts:
     """Every caffe package the target reaches, which wins, and what `import caffe` does."""
     ctx = session.ctx
@@ -185,4 +192,5 @@ def gather(
         installs=installs,
         import_attempt=import_attempt(children, ctx.timeout),
         tree=_tree(session, ctx.caffe_dir) if ctx.caffe_dir else None,
+        wheel=wheel,
     )
