@@ -40,5 +40,7 @@ class Report:
 
 
 def run_check(ctx: Context) -> Report:
-    facts = probes.gather(ctx)
+    # The rules, and the knowledge base they compile, load while the probes wait on their
+    # children rather than after them: they are a fifth of a second of a check's time.
+    facts = probes.gather(ctx, meanwhile=detect.RULES.all)
     return Report(facts, detect.evaluate(facts))

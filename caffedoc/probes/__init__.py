@@ -166,8 +166,11 @@ def _wanted(probes: Mapping[str, Probe], only: Iterable[str] | None) -> list[str
     return [n for n in probes if n in seen]
 
 
-def gather(ctx: Context, only: Iterable[str] | None = None) -> Facts:
-    """Run the probe graph (all of it, or what `only` needs) for one check."""
+def gather(
+    ctx: Context, only: Iterable[str] | None = None, meanwhile: Callable[[], Any] | None = None
+) -> Facts:
+    """Run the probe graph (all of it, or what `only` needs) for one check, and
+    `meanwhile()` beside it once the first probes (the import children) have started."""
     probes = load_all()
     names = _wanted(probes, only)
     session = Session(ctx)
@@ -175,7 +178,8 @@ def gather(ctx: Context, only: Iterable[str] | None = None) -> Facts:
     failed: dict[str, str] = {}  # probe → why it saw nothing
     waiting = list(names)
     running: dict[concurrent.futures.Future, tuple[str, float]] = {}
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(names))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(names) + 1)
+    beside: concurrent.futures.Future | None = None
     while waiting or running:
         for name in list(waiting):
             p = probes[name]
@@ -187,6 +191,8 @@ def gather(ctx: Context, only: Iterable[str] | None = None) -> Facts:
                 waiting.remove(name)
                 fut = pool.submit(p.gather, session, *(results[n] for n in p.needs))
                 running[fut] = (name, time.monotonic() + p.deadline)
+        if meanwhile is not None and beside is None:
+            beside = pool.submit(meanwhile)
         if not running:
             if waiting:  # a need that nothing provides: a programming error
                 raise RuntimeError(f"probes with unmet needs: {', '.join(waiting)}")
@@ -215,6 +221,8 @@ def gather(ctx: Context, only: Iterable[str] | None = None) -> Facts:
             if end <= now and not fut.done():
                 del running[fut]
                 failed[name] = f"the {name} probe did not finish in {probes[name].deadline:.0f} s"
+    if beside is not None:
+        beside.result()
     pool.shutdown(wait=False, cancel_futures=True)
     facts = Facts()
     for name in names:
