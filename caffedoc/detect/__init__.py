@@ -31,6 +31,7 @@ MODULES = (
     "cuda_library_path",
     "nvidia_wheels",
     "opencv",
+    "wheel_platform",
 )
 
 Detector = Callable[[Facts], Iterable[Hit]]

@@ -7,6 +7,7 @@ import platform
 from dataclasses import dataclass
 
 import psutil
+from packaging import tags
 
 from caffedoc import host
 from caffedoc.distribution import os_release
@@ -29,6 +30,7 @@ class SystemFacts:
     cmake: str | None
     is_root: bool
     interrupted_fix: str | None = None  # a `caffedoc fix` left half-done, in one line
+    manylinux: str | None = None  # the newest manylinux tag pip accepts here (its glibc)
 
 
 def _first_line(result: host.Result) -> str | None:
@@ -61,4 +63,10 @@ def gather(session: Session) -> SystemFacts:
         cmake=_first_line(host.run(["cmake", "--version"], timeout=ctx.timeout, env=ctx.env)),
         is_root=os.geteuid() == 0,
         interrupted_fix=journal.interrupted_fix(ctx.env),
+        manylinux=newest_manylinux(),
     )
+
+
+def newest_manylinux() -> str | None:
+    """packaging.tags' answer (pip's own): the first manylinux tag is the newest accepted."""
+    return next((t for t in tags.platform_tags() if t.startswith("manylinux_")), None)
