@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.native",
     "tests.fixtures.caffe_build",
     "tests.fixtures.users",
+    "tests.fixtures.wheel_gpu",
 ]
 
 
