@@ -105,6 +105,168 @@ def test_real_failures_of_other_kinds_are_not_claimed(case):
     assert diagnose(case.read_text(encoding="utf-8", errors="replace")) == []
 
 
+# The tools' own words, produced for real: the loader, make and ld each fail here the way
+# they fail on a user's machine, and the message names the library's owner.
+
+
+def _cc(*args: str | Path) -> None:
+    subprocess.run(["gcc", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+def _loader_error(tmp_path: Path, lib: str, symbol: str, *, versions: tuple[str, str]) -> str:
+    """What the dynamic loader says when libcaffe needs `symbol` of `lib` and `lib` changed.
+
+    libcaffe is linked against a `lib` that has the symbol, under the first symbol version
+    (cuDNN and the CUDA libraries name theirs after the soname); then `lib` is replaced
+    by another release without it, whose soname and symbol version are the second one
+    (the same soname and no versions when empty), and the loader reads libcaffe for real.
+    """
+    source = tmp_path / "dep.c"
+    source.write_text(f"int {symbol}(void) {{ return 0; }}\nint other(void) {{ return 1; }}\n")
+    (tmp_path / "old").mkdir()
+
+    def version(name: str) -> list[str]:
+        if not name:
+            return []
+        script = tmp_path / f"{name}.map"
+        script.write_text(f"{name} {{ global: *; }};\n")
+        return [f"-Wl,--version-script={script}"]
+
+    before, after = versions
+    _cc(
+        "-shared",
+        "-fPIC",
+        f"-Wl,-soname,{lib}",
+        *version(before),
+        source,
+        "-o",
+        tmp_path / "old" / lib,
+    )
+    user = tmp_path / "caffe.c"
+    user.write_text(f"int {symbol}(void);\nint caffe_entry(void) {{ return {symbol}(); }}\n")
+    link = tmp_path / "old" / (lib.split(".so")[0] + ".so")
+    link.symlink_to(lib)
+    libcaffe = tmp_path / "libcaffe.so.1.0.0"
+    _cc("-shared", "-fPIC", user, "-L", tmp_path / "old", "-l" + link.name[3:-3], "-o", libcaffe)
+    source.write_text("int other(void) { return 1; }\n")
+    soname = after or lib  # a newer release put in place under the old name (ln -s)
+    _cc("-shared", "-fPIC", f"-Wl,-soname,{soname}", *version(after), source, "-o", tmp_path / lib)
+    load = f"import ctypes; ctypes.CDLL({str(libcaffe)!r}, mode=ctypes.RTLD_GLOBAL)"
+    env = {"LD_LIBRARY_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", load], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert res.returncode != 0, "the loader accepted a library without the symbol"
+    return res.stderr
+
+
+@pytest.mark.parametrize(
+    ("lib", "symbol", "versions", "said", "expected"),
+    [
+        (
+            "libcudnn.so.7",
+            "cudnnGetVersion",
+            ("libcudnn.so.7", "libcudnn.so.8"),
+            "version `libcudnn.so.7' not found",
+            "cudnn-version",
+        ),
+        (
+            "libcudnn.so.7",
+            "cudnnSetConvolutionGroupCount",
+            ("", ""),
+            "undefined symbol: cudnnSetConvolutionGroupCount",
+            "cudnn-version",
+        ),
+        (
+            "libcudart.so.10.0",
+            "cudaGetDeviceCount",
+            ("libcudart.so.10.0", "libcudart.so.11.0"),
+            "version `libcudart.so.10.0' not found",
+            "cuda-library-path",
+        ),
+        (
+            "libcudart.so.10.0",
+            "cudaGetDeviceCount",
+            ("libcudart.so.10.0", ""),
+            "undefined symbol: cudaGetDeviceCount, version libcudart.so.10.0",
+            "cuda-library-path",
+        ),
+        (
+            "libhdf5_hl.so.100",
+            "H5LTfind_dataset",
+            ("", ""),
+            "undefined symbol: H5LTfind_dataset",
+            "hdf5-not-found",
+        ),
+        (
+            "libcblas.so.3",
+            "cblas_sgemm",
+            ("", ""),
+            "undefined symbol: cblas_sgemm",
+            "blas-not-found",
+        ),
+    ],
+)
+def test_the_loaders_real_words_name_the_librarys_owner(
+    tmp_path, lib, symbol, versions, said, expected
+):
+    stderr = _loader_error(tmp_path, lib, symbol, versions=versions)
+    assert said in stderr
+    result = explain_stream(io.BytesIO(stderr.encode()))
+    assert [m.problem.id for m in result.matches] == [expected], stderr
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [
+        ("libopenblas.so", "blas-not-found"),
+        ("libhdf5_serial.so", "hdf5-not-found"),
+        ("libopencv_imgcodecs.so", "opencv-build"),
+        ("libcaffe.so", "caffe-missing"),
+    ],
+)
+def test_makes_real_no_rule_names_the_librarys_owner(tmp_path, library, expected):
+    (tmp_path / "Makefile").write_text(f"app: {tmp_path}/gone/{library}\n\ttrue\n")
+    res = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert "No rule to make target" in res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == [expected], res.stderr
+
+
+def test_lds_real_words_for_a_whole_path_after_dash_l_name_blas(tmp_path):
+    """A CMake cache holding scipy's private OpenBLAS puts its path after -l."""
+    main = tmp_path / "main.c"
+    main.write_text("int main(void) { return 0; }\n")
+    gone = tmp_path / "scipy" / ".libs" / "libopenblasp-r0-2ecf47d5.3.7.dev.so"
+    res = subprocess.run(
+        ["gcc", str(main), f"-l{gone}", "-o", str(tmp_path / "a.out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode != 0 and "cannot find -l" in res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == ["blas-not-found"], res.stderr
+
+
+def test_opencv4s_own_error_for_a_cxx03_build_is_named(tmp_path):
+    """OpenCV 4's headers (the recipe's build dependencies) refuse C++03, as Caffe's old
+    Makefile compiles by default: the real compiler's words name opencv-build."""
+    headers = Path("/usr/include/opencv4")
+    assert (headers / "opencv2" / "core" / "cvdef.h").is_file(), "libopencv-dev is a build dep"
+    source = tmp_path / "io.cpp"
+    source.write_text("#include <opencv2/core.hpp>\nint main() { return 0; }\n")
+    res = subprocess.run(
+        ["g++", "-std=c++03", f"-I{headers}", "-c", str(source), "-o", str(tmp_path / "io.o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0 and "requires enabled C++11 support" in res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == ["opencv-build"], res.stderr
+
+
 def test_every_signature_has_an_anchor():
     for problem in knowledge.entries().values():
         for sig in problem.signatures:
