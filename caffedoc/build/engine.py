@@ -250,14 +250,17 @@ def apply_patches(patches: tuple[Path, ...], tree: Path, log: Log) -> None:
 
 
 def build_env(plan: Plan) -> dict[str, str]:
-    """The compile environment: ccache shared by every build, hits across work folders."""
+    """The compile environment: ccache shared by every build, hits across work folders.
+    ccache hashes LANG, LC_CTYPE and LC_MESSAGES with every compile: one fixed locale makes
+    a build's objects hit from another shell or an image (where LANG is often unset)."""
     ccache = paths.ccache_dir()
     ccache.mkdir(parents=True, exist_ok=True)
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("LC_CTYPE", "LC_MESSAGES")},
         "CCACHE_DIR": str(ccache),
         "CCACHE_BASEDIR": str(plan.workdir),
         "CCACHE_NOHASHDIR": "1",
+        "LANG": "C",
         "LC_ALL": "C",
     }
 
