@@ -48,6 +48,7 @@ MODULES = (
     "opencv",
 )
 T = TypeVar("T")
+MIN_LIMIT = 1.0  # seconds a tool command gets even past the check's deadline
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,23 @@ class Context:
     python: Path  # the interpreter that should import caffe
     caffe_dir: Path | None = None  # a Caffe source, build or install tree
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    timeout: float = 20.0  # for each command a probe runs
+    # A tool's answer (`readelf`, `ldconfig -p`, `nvidia-smi`, an interpreter's sys.path)
+    # takes well under a second: a hung one costs at most this, and all of them together
+    # too, since every command ends by `deadline` (see limit()).
+    timeout: float = 10.0
+    import_timeout: float = 20.0  # for the import children: real imports of large libraries
+    deadline: float | None = None  # time.monotonic() by which tool commands end (gather sets it)
     ld_so_conf: Path = Path("/etc/ld.so.conf")  # the linker configuration to read
     ld_so_cache: Path = Path("/etc/ld.so.cache")  # the linker cache to read
+    dpkg_status: Path = Path("/var/lib/dpkg/status")  # dpkg's database of installed packages
+
+    def limit(self) -> float:
+        """A tool command's timeout: `timeout`, cut to what is left before the deadline, so
+        hung tools run one after another (ldconfig, then readelf) delay a check no more
+        than one does; never under a second."""
+        if self.deadline is None:
+            return self.timeout
+        return max(MIN_LIMIT, min(self.timeout, self.deadline - time.monotonic()))
 
 
 class Session:
@@ -173,6 +188,8 @@ def gather(
     `meanwhile()` beside it once the first probes (the import children) have started."""
     probes = load_all()
     names = _wanted(probes, only)
+    if ctx.deadline is None:
+        ctx = dataclasses.replace(ctx, deadline=time.monotonic() + ctx.timeout)
     session = Session(ctx)
     results: dict[str, Any] = {}
     failed: dict[str, str] = {}  # probe → why it saw nothing

@@ -31,7 +31,7 @@ from caffedoc.elf import NoReadelf
 from caffedoc.layout import BuildRecord, record_of
 from caffedoc.probes import Context, Session, fatbin, probe
 from caffedoc.probes.interpreters import SCRIPTS, Interpreter
-from caffedoc.probes.loader import Needed, closure
+from caffedoc.probes.loader import Needed, ReadelfHung, closure
 
 GPU_BUILD_LIB = re.compile(r"^lib(cudart|cublas|curand|cudnn)\.so")
 # Libraries worth naming in a report, by what they say about the build.
@@ -126,6 +126,8 @@ class CaffeBinaries:
 def _linkage(session: Session, path: str) -> Linkage:
     try:
         seen = closure(session, path)
+    except ReadelfHung as exc:
+        return Linkage(path, unknown=str(exc))
     except NoReadelf as exc:
         return Linkage(path, unknown=f"readelf is missing (install binutils): {exc}")
     if seen.error:
@@ -180,7 +182,7 @@ def _extension(session: Session, path: str) -> Extension:
 
 def _dyn_imports(path: Path, ctx: Context, prefix: str) -> list[str]:
     """Undefined dynamic symbols starting with `prefix`: the functions it calls elsewhere."""
-    res = host.run(["readelf", "-W", "--dyn-syms", path], timeout=ctx.timeout, env=ctx.env)
+    res = host.run(["readelf", "-W", "--dyn-syms", path], timeout=ctx.limit(), env=ctx.env)
     names = set()
     for line in res.stdout.splitlines():
         if prefix in line and " UND " in line:
@@ -219,7 +221,7 @@ def _ask(session: Session, kind: str, path: Path) -> tuple[dict, str | None]:
         script = (SCRIPTS / "ask_cuda_library.py").read_text(encoding="utf-8")
         # -I: caffedoc's own interpreter, without a user's PYTHONPATH or sitecustomize.
         argv = [sys.executable, "-I", "-c", script, kind, path]
-        res = host.run(argv, timeout=ctx.timeout, env=ctx.env)
+        res = host.run(argv, timeout=ctx.limit(), env=ctx.env)
         ended = res.describe().replace(script, "<caffedoc/probes/scripts/ask_cuda_library.py>")
         if res.ok:
             try:
@@ -363,6 +365,8 @@ def gather(session: Session, target: Interpreter) -> CaffeBinaries:
     exts = {e: extension(session, e) for loc in target.caffe for e in loc.extensions}
     try:
         libraries, elf_error = tuple(_caffe_libraries(session, target)), None
-    except NoReadelf as exc:
+    except ReadelfHung as exc:
         libraries, elf_error = (), str(exc)
+    except NoReadelf as exc:
+        libraries, elf_error = (), f"{exc} (install binutils)"
     return CaffeBinaries(exts, libraries, elf_error)

@@ -190,7 +190,7 @@ def gather(
     return CaffeFacts(
         python=str(ctx.python),
         installs=installs,
-        import_attempt=import_attempt(children, ctx.timeout),
+        import_attempt=import_attempt(children, ctx.import_timeout),
         tree=_tree(session, ctx.caffe_dir) if ctx.caffe_dir else None,
         wheel=wheel,
     )

@@ -178,7 +178,7 @@ def _summarize(f: CudaFacts) -> list[str]:
     else:
         lines.append("cuDNN: no header found")
     if f.elf_error:
-        lines.append(f"Caffe's libraries not examined: {f.elf_error} (install binutils)")
+        lines.append(f"Caffe's libraries not examined: {f.elf_error}")
     if f.cache_error:
         lines.append(f"linker cache {f.ld_so_cache} unreadable: {f.cache_error}")
     for lib in f.caffe_libraries:

@@ -45,13 +45,13 @@ def _driver(session: Session) -> Driver:
     smi = smi_path[0]
     fields = "index,name,compute_cap,driver_version"
     res = host.run(
-        [smi, f"--query-gpu={fields}", "--format=csv,noheader"], timeout=ctx.timeout, env=ctx.env
+        [smi, f"--query-gpu={fields}", "--format=csv,noheader"], timeout=ctx.limit(), env=ctx.env
     )
     if not res.ok and "compute_cap" in res.output:  # drivers before 510 lack the field
         fields = "index,name,driver_version"
         res = host.run(
             [smi, f"--query-gpu={fields}", "--format=csv,noheader"],
-            timeout=ctx.timeout,
+            timeout=ctx.limit(),
             env=ctx.env,
         )
     if not res.ok:
@@ -67,7 +67,7 @@ def _driver(session: Session) -> Driver:
             Gpu(int(cols["index"]), cols.get("name", "?"), cc if cc and cc[0].isdigit() else None)
         )
         version = cols.get("driver_version") or version
-    header = host.run([smi], timeout=ctx.timeout, env=ctx.env)
+    header = host.run([smi], timeout=ctx.limit(), env=ctx.env)
     m = re.search(r"CUDA Version:\s*([\d.]+)", header.stdout)
     return Driver(smi, version, m.group(1) if m else None, tuple(gpus), None, libcuda)
 

@@ -106,7 +106,8 @@ def _child(order: tuple[str, ...], res: host.Result, script: str, **how: Any) ->
 
 def _plain(ctx: Context, order: tuple[str, ...], why: str | None) -> ImportChild:
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
-    res = run_python(ctx, str(ctx.python), ["-c", script, *order], {**ONE_THREAD, **ctx.env})
+    args = ["-c", script, *order]
+    res = run_python(ctx, str(ctx.python), args, {**ONE_THREAD, **ctx.env}, ctx.import_timeout)
     return _child(order, res, script, fallback=why)
 
 
@@ -115,9 +116,9 @@ def _forked(ctx: Context) -> tuple[ImportChildren, str | None]:
     none and why (the parent's own run, when it never ran the script at all)."""
     script = (SCRIPTS / "try_import.py").read_text(encoding="utf-8")
     orders = [",".join(order) for order in IMPORT_ORDERS]
-    args = ["-c", script, "--fork", f"{ctx.timeout:g}", *orders]
+    args = ["-c", script, "--fork", f"{ctx.import_timeout:g}", *orders]
     env = {**ctx.env, **ONE_THREAD}
-    res = run_python(ctx, str(ctx.python), args, env, ctx.timeout + FORK_GRACE)
+    res = run_python(ctx, str(ctx.python), args, env, ctx.import_timeout + FORK_GRACE)
     steps = _steps(res.stdout)
     reports = {tuple(d["order"]): d for step, d in steps if step == "child"}
     if all(order in reports for order in IMPORT_ORDERS):
@@ -137,17 +138,20 @@ def _forked(ctx: Context) -> tuple[ImportChildren, str | None]:
 
 
 def _reported(parent: host.Result, order: tuple[str, ...], d: dict[str, Any]) -> host.Result:
-    """A forked child's ending as if run alone: `python -c <script> caffe cv2`, with what
-    its parent printed on stderr during the shared imports (the child's own past)."""
+    """A forked child's ending as if run alone (`python -c <script> caffe cv2`): what its
+    parent printed before the fork (a sitecustomize, a warning from numpy) is its past."""
+    before = "".join(
+        line for line in parent.stdout.splitlines(keepends=True) if not line.startswith(MARK)
+    )
     return host.Result(
         argv=(*parent.argv[:3], *order),
         returncode=d.get("returncode"),
-        stdout=d.get("stdout", ""),
+        stdout=before + d.get("stdout", ""),
         stderr=parent.stderr + d.get("stderr", ""),
         seconds=float(d.get("seconds") or 0.0),
         timed_out=bool(d.get("timed_out")),
-        stdout_dropped=int(d.get("stdout_dropped") or 0),
-        stderr_dropped=int(d.get("stderr_dropped") or 0),
+        stdout_dropped=parent.stdout_dropped + int(d.get("stdout_dropped") or 0),
+        stderr_dropped=parent.stderr_dropped + int(d.get("stderr_dropped") or 0),
         user=parent.user,
     )
 

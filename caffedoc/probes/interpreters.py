@@ -153,7 +153,7 @@ def run_python(
     user = account(exe)[0]
     return host.run(
         [exe, *args],
-        timeout=ctx.timeout if timeout is None else timeout,
+        timeout=ctx.limit() if timeout is None else timeout,
         env=ctx.env if env is None else env,
         user=user,
     )

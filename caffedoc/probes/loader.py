@@ -17,12 +17,13 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from caffedoc import host
-from caffedoc.elf import Elf, not_elf, readelf_dynamic
+from caffedoc.elf import Elf, NoReadelf, not_elf, readelf_dynamic
 from caffedoc.probes import Session
 
 SBIN = ("/usr/sbin", "/sbin")
@@ -104,7 +105,7 @@ def _read_cache(session: Session) -> tuple[dict[str, list[tuple[str, str]]], str
     found = host.which_all("ldconfig", ctx.env.get("PATH", "") + os.pathsep + os.pathsep.join(SBIN))
     if not found:
         return {}, "ldconfig not found"
-    res = host.run([found[0], "-p", "-C", ctx.ld_so_cache], timeout=ctx.timeout, env=ctx.env)
+    res = host.run([found[0], "-p", "-C", ctx.ld_so_cache], timeout=ctx.limit(), env=ctx.env)
     if not res.ok:
         return {}, f"{res.describe()}: {res.stderr.strip()[:200]}"
     cache: dict[str, list[tuple[str, str]]] = {}
@@ -130,20 +131,32 @@ def cache_lookup(cache: Mapping[str, list[tuple[str, str]]], soname: str) -> str
 # ---------------------------------------------------------------- ELF
 
 
+class ReadelfHung(NoReadelf):
+    """readelf ran out of time: what it did not say is unknown, not absent."""
+
+
 class _Elves:
-    """readelf results of one check, read in batches and kept."""
+    """readelf results of one check, read in batches and kept. A readelf that hung once
+    is not run again: a closure reads a batch per level, and each would hang as long."""
 
     def __init__(self, session: Session) -> None:
         self.ctx = session.ctx
         self.lock = threading.Lock()
         self.known: dict[str, Elf] = {}
+        self.hung: str | None = None
 
     def read(self, paths: Iterable[Path]) -> dict[str, Elf]:
         wanted = list(dict.fromkeys(str(p) for p in paths))
         with self.lock:
             todo = [p for p in wanted if p not in self.known]
+        if todo and self.hung:
+            raise ReadelfHung(self.hung)
         if todo:
-            found = readelf_dynamic([Path(p) for p in todo], self.ctx.timeout, self.ctx.env)
+            limit, start = self.ctx.limit(), time.monotonic()
+            found = readelf_dynamic([Path(p) for p in todo], limit, self.ctx.env)
+            if time.monotonic() - start >= limit:  # killed at its limit: it said nothing
+                self.hung = f"`readelf` did not finish within {limit:.0f} s"
+                raise ReadelfHung(self.hung)
             with self.lock:
                 for p in todo:
                     self.known[p] = found.get(p, Elf())

@@ -7,6 +7,7 @@ matters. Which protoc generated a file is read from the file itself.
 from __future__ import annotations
 
 import concurrent.futures
+import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def _protoc(ctx: Context) -> tuple[tuple[str, str | None], ...]:
         found.setdefault(os.path.realpath(p), str(p))
 
     def version(p) -> tuple[str, str | None]:
-        res = host.run([p, "--version"], timeout=ctx.timeout, env=ctx.env)
+        res = host.run([p, "--version"], timeout=ctx.limit(), env=ctx.env)
         m = re.search(r"libprotoc\s+(\S+)", res.stdout)
         return str(p), m.group(1) if m else None
 
@@ -125,15 +126,18 @@ def _linker_cache(session: Session) -> tuple[tuple[str, str], ...]:
 
 
 def _dpkg(ctx: Context) -> dict[str, str]:
-    fmt = "${Package}\t${Version}\t${db:Status-Abbrev}\n"
-    res = host.run(
-        ["dpkg-query", "-W", "-f", fmt, *DPKG_PATTERNS], timeout=ctx.timeout, env=ctx.env
-    )
+    """Installed packages matching DPKG_PATTERNS → version, read from dpkg's own database
+    (what `dpkg-query -W` prints, without a process that could hang)."""
+    text = host.read_text(ctx.dpkg_status, limit=1 << 28) or ""
     out = {}
-    for line in res.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[2].startswith("ii"):
-            out[parts[0].split(":")[0]] = parts[1]
+    for stanza in text.split("\n\n"):
+        name = stanza.split("\n", 1)[0].removeprefix("Package: ")
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in DPKG_PATTERNS):
+            continue
+        fields = dict(ln.split(": ", 1) for ln in stanza.splitlines() if ": " in ln[:40])
+        status = fields.get("Status", "").split()  # want, error flag, state
+        if status[:1] == ["install"] and status[-1:] == ["installed"] and "Version" in fields:
+            out[name] = fields["Version"]
     return out
 
 

@@ -44,7 +44,7 @@ def _version_of_root(root: Path) -> str | None:
 
 
 def _nvcc_version(nvcc: Path, ctx: Context) -> str | None:
-    res = host.run([nvcc, "--version"], timeout=ctx.timeout, env=ctx.env)
+    res = host.run([nvcc, "--version"], timeout=ctx.limit(), env=ctx.env)
     m = re.search(r"release [\d.]+, V([\d.]+)", res.stdout)
     return m.group(1) if m else None
 
