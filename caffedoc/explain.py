@@ -32,6 +32,7 @@ import ahocorasick_rs
 
 from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity, finding
+from caffedoc.knowledge import owners
 
 try:  # the regular-expression parser: public as sre_parse until Python 3.11
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -198,8 +199,9 @@ def _key(literal: str) -> bytes:
 def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
     """Every signature of the knowledge base with its anchors (lowercase bytes)."""
     out = []
+    derived = owners.signatures()
     for problem in knowledge.entries().values():
-        for s in problem.signatures:
+        for s in (*problem.signatures, *derived.get(problem.id, ())):
             keys = tuple(sorted({_key(a) for a in anchors(s.pattern)}))
             if not keys:
                 raise knowledge.KnowledgeError(

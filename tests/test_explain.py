@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -627,3 +628,343 @@ def test_cli_json_gives_the_closest_candidate_when_nothing_is_recognized(tmp_pat
     ]
     res = caffedoc("explain", str(log))
     assert "Closest, too weak to name" in res.stdout and "[opencv-runtime-crash]" in res.stdout
+
+
+# Every owner in every tool's words ---------------------------------------------
+#
+# A dependency's failure reads differently in each tool; each row below is one owner's
+# names (written here, not read from caffedoc's table, so the test can disagree with it),
+# and each form makes the tool say it. Where the tool exists here (gcc, GNU ld, the
+# loader, ldd, make, CMake) the line is the tool's own output, produced for real; only
+# the tools absent here (clang and macOS's ld and dyld, MSVC and the Windows loader)
+# get a synthetic line, written from their documented formats and marked SYNTHETIC.
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One library of an owner, and the finding each kind of failure of it is."""
+
+    soname: str  # libX.so.N as the loader looks for it
+    header: str
+    cmake: str
+    namespace: str  # C++ namespace of its symbols ("" for a C library)
+    symbol: str
+    load: str  # the loader cannot find it
+    build: str  # the build cannot find it
+    mismatch: str | None  # found, but a symbol of it is missing
+
+    @property
+    def stem(self) -> str:  # "openblas" for libopenblas.so.0
+        return self.soname[3:].split(".so")[0]
+
+    def declare(self) -> str:
+        """C++ that declares and calls the symbol (extern "C" for a C library)."""
+        if not self.namespace:
+            return f'extern "C" int {self.symbol}(void);\n{USE} {{ return {self.symbol}(); }}\n'
+        opens = "".join(f"namespace {n} {{ " for n in self.namespace.split("::"))
+        closes = "}" * len(self.namespace.split("::"))
+        called = f"{self.namespace}::{self.symbol}()"
+        return f"{opens}int {self.symbol}(); {closes}\n{USE} {{ return {called}; }}\n"
+
+    def define(self) -> str:
+        if not self.namespace:
+            return f'extern "C" int {self.symbol}(void) {{ return 0; }}\n'
+        opens = "".join(f"namespace {n} {{ " for n in self.namespace.split("::"))
+        closes = "}" * len(self.namespace.split("::"))
+        return f"{opens}int {self.symbol}() {{ return 0; }} {closes}\n"
+
+    def printed(self) -> str:
+        """The symbol as linkers print it demangled."""
+        return f"{self.namespace}::{self.symbol}()" if self.namespace else self.symbol
+
+
+CUDA_PATH = "cuda-library-path"
+USE = 'extern "C" int use()'
+OWNED = {
+    "openblas": Owned(
+        "libopenblas64_.so.0", "cblas.h", "OpenBLAS", "", "cblas_sgemm", *["blas-not-found"] * 3
+    ),
+    "atlas": Owned("libcblas.so.3", "cblas.h", "Atlas", "", "cblas_dgemm", *["blas-not-found"] * 3),
+    "mkl": Owned("libmkl_rt.so.2", "mkl.h", "MKL", "", "cblas_sgemv", *["blas-not-found"] * 3),
+    "hdf5": Owned("libhdf5_serial.so.10", "hdf5.h", "HDF5", "", "H5Fopen", *["hdf5-not-found"] * 3),
+    "hdf5_hl": Owned(
+        "libhdf5_hl.so.100", "hdf5_hl.h", "HDF5", "", "H5LTfind_dataset", *["hdf5-not-found"] * 3
+    ),
+    "boost_python": Owned(
+        "libboost_python311.so.1.83.0",
+        "boost/python.hpp",
+        "boost_python311",
+        "boost::python",
+        "import",
+        *["boost-python"] * 3,
+    ),
+    "boost_numpy": Owned(
+        "libboost_numpy3.so.1.71.0",
+        "boost/python/numpy.hpp",
+        "boost_numpy3",
+        "boost::python::numpy",
+        "initialize",
+        *["boost-python"] * 3,
+    ),
+    "opencv": Owned(
+        "libopencv_imgcodecs.so.3.2",
+        "opencv2/imgcodecs.hpp",
+        "OpenCV",
+        "cv",
+        "imread",
+        *["opencv-build"] * 3,
+    ),
+    "cudnn": Owned(
+        "libcudnn.so.8",
+        "cudnn.h",
+        "CUDNN",
+        "",
+        "cudnnCreate",
+        CUDA_PATH,
+        CUDA_PATH,
+        "cudnn-version",
+    ),
+    "cudart": Owned(
+        "libcudart.so.11.0", "cuda_runtime.h", "CUDA", "", "cudaMalloc", *[CUDA_PATH] * 3
+    ),
+    "cublas": Owned(
+        "libcublas.so.11", "cublas_v2.h", "CUDA", "", "cublasCreate_v2", *[CUDA_PATH] * 3
+    ),
+    "curand": Owned(
+        "libcurand.so.10", "curand.h", "CUDA", "", "curandCreateGenerator", *[CUDA_PATH] * 3
+    ),
+    "nvrtc": Owned(
+        "libnvrtc.so.12", "nvrtc.h", "CUDA", "", "nvrtcCompileProgram", *[CUDA_PATH] * 3
+    ),
+    "protobuf": Owned(
+        "libprotobuf.so.10",
+        "google/protobuf/message.h",
+        "Protobuf",
+        "google::protobuf",
+        "ShutdownProtobufLibrary",
+        *["protobuf-version-drift"] * 3,
+    ),
+    "caffe": Owned(
+        "libcaffe.so.1.0.0",
+        "caffe/caffe.hpp",
+        "Caffe",
+        "",
+        "",
+        "caffe-library-missing",
+        "caffe-missing",
+        None,
+    ),
+}
+
+
+def _named(line: str) -> list[str]:
+    """The findings explain names for one line of a tool's output."""
+    return [m.problem.id for m in explain_stream(io.BytesIO(line.encode() + b"\n")).matches]
+
+
+def _line(output: str, marker: str) -> str:
+    lines = [line for line in output.splitlines() if marker in line]
+    assert lines, f"the tool did not say {marker!r}:\n{output}"
+    return lines[0]
+
+
+def _tool(*argv: str | Path, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode != 0, f"{argv} succeeded: {res.stdout}{res.stderr}"
+    return res.stdout + res.stderr
+
+
+def _gxx(*args: str | Path) -> None:
+    subprocess.run(["g++", *map(str, args)], check=True, capture_output=True, timeout=120)
+
+
+def _user_of(tmp: Path, owned: Owned) -> Path:
+    """A shared library (pycaffe's _caffe.so, say) linked against the owner's real soname."""
+    (tmp / "gone").mkdir()
+    dep = tmp / "gone" / owned.soname
+    source = tmp / "dep.cpp"
+    source.write_text(owned.define() if owned.symbol else "int dep_entry() { return 0; }\n")
+    _gxx("-shared", "-fPIC", f"-Wl,-soname,{owned.soname}", source, "-o", dep)
+    user = tmp / "user.cpp"
+    user.write_text(
+        owned.declare() if owned.symbol else f"int dep_entry();\n{USE} {{ return dep_entry(); }}\n"
+    )
+    out = tmp / "_user.so"
+    _gxx("-shared", "-fPIC", user, dep, "-o", out)
+    dep.unlink()  # now the library is missing, as after an upgrade or on another machine
+    return out
+
+
+def _real_lines(tmp: Path, owned: Owned) -> dict[str, tuple[str, str]]:
+    """form -> (the finding expected, the tool's own line), each produced here for real."""
+    lines: dict[str, tuple[str, str]] = {}
+    user = _user_of(tmp, owned)
+    load = f"import ctypes; ctypes.CDLL({str(user)!r})"
+    said = _tool(sys.executable, "-c", load)
+    lines["loader: cannot open shared object file"] = (
+        owned.load,
+        _line(said, "cannot open shared object file"),
+    )
+    lines["ldd: => not found"] = (
+        owned.load,
+        _line(
+            subprocess.run(["ldd", user], capture_output=True, text=True, timeout=60).stdout,
+            "not found",
+        ),
+    )
+    main = tmp / "main.c"
+    main.write_text("int use(void);\nint main(void) { return use(); }\n")
+    said = _tool("gcc", main, user, "-o", tmp / "a.out")
+    lines["ld: needed by, not found"] = (owned.build, _line(said, ", needed by"))
+    said = _tool("ld", "-nostdlib", "-L", tmp / "gone", f"-l{owned.stem}", "-o", tmp / "b.out")
+    lines["ld: cannot find -l"] = (owned.build, _line(said, "cannot find -l"))
+    said = _tool("gcc", main, tmp / "gone" / f"lib{owned.stem}.so", "-o", tmp / "c.out")
+    lines["gcc: file: No such file or directory"] = (owned.build, _line(said, "No such file"))
+    include = tmp / "include.cpp"
+    include.write_text(f"#include <{owned.header}>\n")
+    said = _tool("g++", "-nostdinc", "-I", tmp / "gone", "-c", include, "-o", tmp / "include.o")
+    lines["compiler: header: No such file"] = (owned.build, _line(said, "No such file"))
+    (tmp / "Makefile").write_text(f"app: {tmp}/gone/lib{owned.stem}.so\n\ttrue\n")
+    said = _tool("make", "-C", tmp)
+    lines["make: No rule to make target"] = (owned.build, _line(said, "No rule to make target"))
+    if owned.symbol and owned.mismatch:
+        caller = tmp / "caller.cpp"
+        caller.write_text(owned.declare() + "int main() { return use(); }\n")
+        said = _tool("g++", caller, "-o", tmp / "d.out")
+        lines["ld: undefined reference to"] = (
+            owned.mismatch,
+            _line(said, "undefined reference to"),
+        )
+        stub = tmp / "stub.cpp"
+        stub.write_text("int other() { return 1; }\n")
+        _gxx(
+            "-shared",
+            "-fPIC",
+            f"-Wl,-soname,{owned.soname}",
+            stub,
+            "-o",
+            tmp / "gone" / owned.soname,
+        )
+        back = {"LD_LIBRARY_PATH": str(tmp / "gone"), "PATH": "/usr/bin:/bin"}
+        said = _tool(sys.executable, "-c", load, env=back)  # back, without the symbol
+        lines["loader: undefined symbol"] = (owned.mismatch, _line(said, "undefined symbol"))
+    return lines
+
+
+def _cmake_lines(tmp: Path, owned: Owned) -> dict[str, tuple[str, str]]:
+    """CMake's own words for the owner's package missing: FindPackageHandleStandardArgs
+    (as Caffe's Find*.cmake call it), config mode, and variables left NOTFOUND."""
+    name = owned.cmake
+    (tmp / "fphsa").mkdir()
+    (tmp / "fphsa" / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.10)\nproject(p NONE)\n"
+        "include(FindPackageHandleStandardArgs)\n"
+        f"find_path({name}_INCLUDE_DIR NAMES {owned.header} PATHS /nonexistent NO_DEFAULT_PATH)\n"
+        f"set({name}_FIND_REQUIRED TRUE)\n"
+        f"find_package_handle_standard_args({name} DEFAULT_MSG {name}_INCLUDE_DIR)\n"
+    )
+    (tmp / "config").mkdir()
+    (tmp / "config" / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.10)\nproject(p NONE)\n"
+        f"find_package({name} CONFIG REQUIRED PATHS /nonexistent NO_DEFAULT_PATH)\n"
+    )
+    (tmp / "notfound").mkdir()
+    (tmp / "notfound" / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.10)\nproject(p C)\n"
+        f"find_library({name}_LIBRARY NAMES {owned.stem} PATHS /nonexistent NO_DEFAULT_PATH)\n"
+        'file(WRITE ${CMAKE_BINARY_DIR}/m.c "int main(void) { return 0; }\\n")\n'
+        "add_executable(app ${CMAKE_BINARY_DIR}/m.c)\n"
+        f"target_link_libraries(app ${{{name}_LIBRARY}})\n"
+        f"add_custom_command(OUTPUT out COMMAND true DEPENDS ${{{name}_LIBRARY}})\n"
+        "add_custom_target(t DEPENDS out)\n"
+    )
+    out = {}
+    said = _tool("cmake", "-S", tmp / "fphsa", "-B", tmp / "fphsa" / "b")
+    out["cmake: Could NOT find"] = (owned.build, _line(said, "Could NOT find"))
+    said = _tool("cmake", "-S", tmp / "config", "-B", tmp / "config" / "b")
+    out["cmake: no package configuration file"] = (
+        owned.build,
+        _line(said, "package configuration file"),
+    )
+    said = _tool("cmake", "-S", tmp / "notfound", "-B", tmp / "notfound" / "b")
+    listed = [line for line in said.splitlines() if line.strip() == f"{name}_LIBRARY"]
+    assert listed, said
+    out["cmake: variables set to NOTFOUND"] = (owned.build, listed[0])
+    said = _tool("make", "-C", tmp / "notfound" / "b", "t")
+    out["make: No rule to make target X-NOTFOUND"] = (owned.build, _line(said, "-NOTFOUND"))
+    return out
+
+
+def _synthetic_lines(owned: Owned) -> dict[str, tuple[str, str]]:
+    """SYNTHETIC: the forms of clang, macOS ld/dyld, MSVC and Windows (absent here)."""
+    stem, header = owned.stem, owned.header
+    dylib = f"lib{stem}.{owned.soname.split('.so.')[-1].split('.')[0]}.dylib"
+    out = {
+        "clang: 'header' file not found": (
+            owned.build,
+            f"src/caffe/x.cpp:3:10: fatal error: '{header}' file not found",
+        ),
+        "clang: no such file or directory": (
+            owned.build,
+            f"clang: error: no such file or directory: '/usr/local/opt/{stem}/lib:'",
+        ),
+        "macOS ld: library not found for -l": (owned.build, f"ld: library not found for -l{stem}"),
+        "dyld: Library not loaded": (owned.load, f"dyld: Library not loaded: @rpath/{dylib}"),
+        "dlopen: image not found": (
+            owned.load,
+            f"OSError: dlopen(/usr/local/lib/{dylib}, 6): image not found",
+        ),
+        "MSVC: C1083 cannot open include file": (
+            owned.build,
+            f"x.cpp(3): fatal error C1083: Cannot open include file: '{header}': No such file",
+        ),
+        "MSVC: LNK1104 cannot open file": (
+            owned.build,
+            f"LINK : fatal error LNK1104: cannot open file 'lib{stem}.lib'",
+        ),
+        "Windows: DLL was not found": (
+            owned.load,
+            f"The code execution cannot proceed because {stem}.dll was not found.",
+        ),
+        "Python: Could not find module DLL": (
+            owned.load,
+            f"FileNotFoundError: Could not find module 'C:\\deps\\bin\\{stem}.dll' (or one of its",
+        ),
+    }
+    if owned.symbol and owned.mismatch:
+        mangled = f"_{owned.symbol}" if not owned.namespace else owned.printed()
+        out["macOS ld: Undefined symbols ... referenced from"] = (
+            owned.mismatch,
+            f'  "{mangled}", referenced from:',
+        )
+        msvc = (
+            owned.symbol
+            if not owned.namespace
+            else f'"int __cdecl {owned.printed()}" (?{owned.symbol}@@YAHXZ)'
+        )
+        out["MSVC: LNK2019 unresolved external symbol"] = (
+            owned.mismatch,
+            f"caffe.obj : error LNK2019: unresolved external symbol {msvc} referenced in function",
+        )
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(OWNED))
+def test_every_tool_names_the_librarys_owner(tmp_path, name):
+    owned = OWNED[name]
+    (tmp_path / "tools").mkdir()
+    lines = {**_real_lines(tmp_path / "tools", owned), **_synthetic_lines(owned)}
+    (tmp_path / "cmake").mkdir()
+    lines.update(_cmake_lines(tmp_path / "cmake", owned))
+    wrong = {
+        form: (line, _named(line))
+        for form, (want, line) in lines.items()
+        if _named(line)[:1] != [want]
+    }
+    assert not wrong, wrong
+    # SYNTHETIC: macOS ld's warning for a stale -L names nothing alone (it shows in builds
+    # that succeed), but points at the owner as the closest candidate.
+    stale = f"ld: warning: directory not found for option '-L/usr/local/opt/{owned.stem}/lib'"
+    result = explain_stream(io.BytesIO(stale.encode() + b"\n"))
+    assert not result.recognized and result.candidate is not None
+    assert result.candidate.problem.id == owned.build, stale

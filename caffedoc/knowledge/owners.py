@@ -1,0 +1,235 @@
+"""Which dependency owns a library, and every tool's words for that library failing.
+
+A missing `libopenblas` is a BLAS problem whether the dynamic loader, ldd, GNU ld,
+macOS's ld or dyld, MSVC's linker, make, CMake or the compiler says so. Written as
+one regular expression per finding and per tool, that knowledge drifts apart (one
+owner gets `=> not found`, another does not). So it is one table: each row names a
+dependency's libraries, headers, CMake names and symbols and whose problem each kind
+of failure is, and `FORMS` holds each tool's message once, with a slot for the
+names. `signatures()` crosses the two; explain reads them beside the entries' own.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from caffedoc.knowledge import Signature
+
+SOURCE = "caffedoc/knowledge/owners.py"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A dependency: the names its files go by, and the finding each kind of failure is.
+
+    `load`: the loader cannot find the library at run time; `build`: the build cannot
+    find it (linker, make, CMake, compiler); `mismatch`: it is found but lacks a symbol
+    or symbol version the program was built against. None: no finding of that kind.
+    """
+
+    libraries: str  # file stems after "lib", before ".so"/".dylib"/".dll"/".lib"
+    words: str = ""  # words naming it in a directory path (-L/usr/local/opt/openblas/lib)
+    headers: str = ""
+    cmake: str = ""  # find_package names and CMake variable prefixes
+    symbols: str = ""  # its symbols as linkers print them: C names, C++ demangled, mangled
+    load: str | None = None
+    build: str | None = None
+    mismatch: str | None = None
+
+
+def _all(problem: str, **names: str) -> Owner:
+    return Owner(load=problem, build=problem, mismatch=problem, **names)
+
+
+OWNERS: tuple[Owner, ...] = (
+    _all(
+        "blas-not-found",
+        libraries=r"openblas[\w-]*|cblas|f?77blas|s?atlas|tatlas|blas|mkl_rt|mkl_\w+",
+        words=r"openblas|cblas|atlas|mkl|libblas",
+        headers=r"(?:cblas|mkl|mkl_cblas)\.h",
+        cmake=r"Atlas|OpenBLAS|MKL|BLAS|CBLAS|LAPACK",
+        symbols=r"_?cblas_\w+",
+    ),
+    _all(
+        "hdf5-not-found",
+        libraries=r"hdf5\w*",
+        words=r"hdf5",
+        headers=r"hdf5(?:_hl)?\.h",
+        cmake=r"HDF5",
+        symbols=r"_?H5\w+",
+    ),
+    _all(
+        "boost-python",
+        libraries=r"boost_(?:python|numpy)[\w.-]*?",
+        words=r"boost_python|boost_numpy|boost-python",
+        headers=r"boost/python(?:/[\w/]+)?\.hpp|boost/python/numpy\.hpp",
+        cmake=r"boost_python\w*|boost_numpy\w*",
+        symbols=r"boost::python::|_ZN\w*boost6python",
+    ),
+    _all(
+        "opencv-build",
+        libraries=r"opencv_\w+",
+        words=r"opencv",
+        headers=r"opencv2/[\w/]+\.hpp|opencv/(?:cv|highgui|cxcore)\.h",
+        cmake=r"OpenCV",
+        symbols=r"cv::|_ZN\w*2cv\d",
+    ),
+    Owner(  # cuDNN: absent is a path problem; found without a symbol, another release
+        libraries=r"cudnn\w*",
+        words=r"cudnn",
+        headers=r"cudnn\.h",
+        cmake=r"CUDNN",
+        symbols=r"_?cudnn[A-Z]\w+",
+        load="cuda-library-path",
+        build="cuda-library-path",
+        mismatch="cudnn-version",
+    ),
+    _all(
+        "cuda-library-path",
+        libraries=(
+            r"cudart\w*|cublas(?:Lt)?\w*|curand\w*|cufft\w*|cusparse\w*|cusolver\w*"
+            r"|nvrtc\w*|nccl\w*|nvToolsExt\w*|nvinfer\w*"
+        ),
+        words=r"cuda|cublas|curand|nvrtc",
+        headers=r"cuda_runtime(?:_api)?\.h|cublas(?:_v2)?\.h|curand\.h|nvrtc\.h|cuda\.h",
+        cmake=r"CUDA|CUDAToolkit",
+        symbols=r"_?cuda[A-Z]\w+|_?cublas[A-Z]\w+|_?curand[A-Z]\w+|_?nvrtc[A-Z]\w+",
+    ),
+    Owner(  # the driver's own libraries: no driver (or a container without the GPU)
+        libraries=r"cuda|nvidia-ml|nvidia-[\w-]+|nvcuvid",
+        load="gpu-driver",
+    ),
+    _all(
+        "protobuf-version-drift",
+        libraries=r"protobuf(?:-lite)?\w*|protoc\w*",
+        words=r"protobuf",
+        headers=r"google/protobuf/[\w/]+\.h|caffe/proto/caffe\.pb\.h",
+        cmake=r"Protobuf",
+        symbols=r"google::protobuf::|_ZN?\w*google8protobuf",
+    ),
+    Owner(  # Caffe itself: absent from a build is caffe-missing, from the loader's path
+        # caffe-library-missing; an unresolved caffe:: symbol says as much of another
+        # Caffe found first (shadowed-caffe) as of a missing one, so it names neither.
+        libraries=r"caffe(?:-nv|-d)?",
+        words=r"libcaffe|/opt/caffe/",
+        headers=r"caffe/caffe\.hpp",
+        cmake=r"Caffe",
+        load="caffe-library-missing",
+        build="caffe-missing",
+    ),
+)
+
+# The libraries Caffe needs that have no finding of their own: the loader missing any of
+# these (or any library not in the table) is caffe-library-missing.
+OTHERS = "caffe-library-missing"
+
+QUOTE = r"""[`'\u2018"]?"""
+NO_FILE = (
+    r"(?:No such file|There is no such file|file not found|没有那个文件|Cannot open include file)"
+)
+
+# (kind, weight, template): each tool's message once, with slots {lib} {word} {header}
+# {cmake} {sym} for one owner's names. `kind` says which of the owner's findings it is.
+FORMS: tuple[tuple[str, float, str], ...] = (
+    # the dynamic loader, ldd, macOS dyld, the Windows loader and Python's
+    ("load", 3.0, r"\blib(?:{lib})\.so[\w.-]*\s?:?\s?cannot open shared object file"),
+    ("load", 3.0, r"error while loading shared libraries:? lib(?:{lib})\.so"),
+    ("load", 3.0, r"\blib(?:{lib})\.(?:so|dylib)[\w.-]* => not found"),
+    ("load", 3.0, r"Library not loaded: \S*?\blib(?:{lib})\."),
+    ("load", 3.0, r"dlopen\([^)]*?\blib(?:{lib})\.[^)]*\): image not found"),
+    (
+        "load",
+        3.0,
+        r"\b(?:lib)?(?:{lib})\.dll\b.{{0,40}}(?:was not found|is missing|could not be found)"
+        r"|Could not find module '[^']*?\b(?:lib)?(?:{lib})\.dll'"
+        r"|DLL load failed[^\n]*?\b(?:lib)?(?:{lib})\.dll",
+    ),
+    # GNU ld, macOS ld, MSVC's link, make, the compiler drivers, CMake, the preprocessor
+    ("build", 3.0, r"(?:cannot find|library not found for|找不到) -l(?::?\S*?\blib)?(?:{lib})\b"),
+    ("build", 3.0, r"cannot find \S*?\blib(?:{lib})\.(?:so|a|dylib)[\w.]*: No such file"),
+    ("build", 3.0, r"\blib(?:{lib})\.so[\w.]*, needed by \S+,? not found"),
+    ("build", 3.0, r"LNK1104: cannot open file '[^']*?\b(?:lib)?(?:{lib})\.lib'"),
+    ("build", 3.0, r"No rule to make target " + QUOTE + r"\S*?\blib(?:{lib})\.(?:so|a|dylib)"),
+    (
+        "build",
+        3.0,
+        r"\b(?:[gc]\+\+|g?cc|clang(?:\+\+)?|nvcc|ld)(?:-[\d.]+)?(?:\.exe)?: (?:fatal )?error: "
+        r"(?:no such file or directory: '[^']*?(?:{word})"
+        r"|[^\s:']*?(?:{word})[^\s:']*: No such file or directory)",
+    ),
+    ("build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
+    ("build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
+    ("build", 3.0, r"^(?:[\s>]*\d+)?\s*Could NOT find (?:{cmake})\b"),
+    ("build", 3.0, r'Could not find a package configuration file provided by "(?:{cmake})"'),
+    ("build", 3.0, r"\b(?:{cmake})_\w*-NOTFOUND"),
+    # CMake's list of "variables ... set to NOTFOUND", one name a line
+    (
+        "build",
+        2.5,
+        r"^\s*(?:\S*/)?(?:{cmake})_(?:\w+_)?(?:INCLUDE_DIRS?|INCLUDE|LIBRARY|LIBRARIES|LIB|DIR)"
+        r"(?:_RELEASE|_DEBUG)?(?: \(ADVANCED\))?\s*$",
+    ),
+    # a symbol of the library unresolved: GNU ld, the loader, macOS ld, MSVC's link
+    (
+        "mismatch",
+        3.0,
+        r"undefined reference to " + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym})",
+    ),
+    ("mismatch", 3.0, r"对" + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym}).*?未定义的引用"),
+    ("mismatch", 3.0, r"undefined symbol: (?:{sym})"),
+    ("mismatch", 3.0, r'"(?:typeinfo for |vtable for )?(?:{sym})[^"]*", referenced from'),
+    ("mismatch", 3.0, r'unresolved external symbol (?:"[^"]*?|__imp_)?(?:{sym})'),
+    # the library found, but another release: glibc's dl-version.c and dl-lookup.c
+    (
+        "mismatch",
+        3.0,
+        r"\blib(?:{lib})\.so[\w.]*: version " + QUOTE + r"[^'\u2019`]+['\u2019] not found",
+    ),
+    ("mismatch", 3.0, r"undefined symbol: \w+, version lib(?:{lib})\.so"),
+)
+
+
+def _slots(owner: Owner) -> dict[str, str]:
+    return {
+        "lib": owner.libraries,
+        "word": owner.words,
+        "header": owner.headers,
+        "cmake": owner.cmake,
+        "sym": owner.symbols,
+    }
+
+
+def _needs(template: str) -> set[str]:
+    return set(re.findall(r"(?<!\{)\{(\w+)\}(?!\})", template))
+
+
+@functools.cache
+def signatures() -> dict[str, tuple[Signature, ...]]:
+    """Every owner's names in every form that applies, by finding id."""
+    out: dict[str, list[Signature]] = {}
+    for owner in OWNERS:
+        slots = _slots(owner)
+        for kind, weight, template in FORMS:
+            problem = getattr(owner, kind)
+            if problem is None or not all(slots[n] for n in _needs(template)):
+                continue
+            pattern = re.compile(template.format(**slots), re.IGNORECASE)
+            out.setdefault(problem, []).append(Signature(pattern, weight, SOURCE))
+    known = "|".join(o.libraries for o in OWNERS)
+    for weight, template in (
+        (
+            2.0,
+            r"(?:ImportError|OSError|error while loading shared libraries): "
+            r"(?!lib(?:{known})\.so)lib[\w+-]+\.so[\w.]*\s?: cannot open shared object file",
+        ),
+        (
+            2.0,
+            r"Library not loaded: \S*?\blib(?!(?:{known})\.)\w+[\w.]*\.dylib"
+            r"|\blib(?!(?:{known})\.so)[\w+-]+\.so[\w.]* => not found",
+        ),
+    ):
+        pattern = re.compile(template.format(known=known), re.IGNORECASE)
+        out.setdefault(OTHERS, []).append(Signature(pattern, weight, SOURCE))
+    return {pid: tuple(sigs) for pid, sigs in out.items()}
