@@ -34,6 +34,7 @@
 #                runs, protobuf or OpenCV got loaded): the caller runs plain children
 #   shared     - what was imported before the fork
 #   child      - one order's ending: exit status or signal, timeout, its output
+import gc
 import json
 import os
 import select
@@ -392,6 +393,8 @@ def fork_orders(seconds, orders):
     emit("shared", modules=shared)
     sys.stdout.flush()
     sys.stderr.flush()
+    if hasattr(gc, "freeze"):  # 3.7+: the children's collections then leave the shared
+        gc.freeze()  # objects' pages alone, which halves their time (copy-on-write)
     children = []
     for order in orders:
         try:
@@ -416,6 +419,10 @@ def run(argv):
         order = fork_orders(float(argv[1]), [o.split(",") for o in argv[2:]])
         if order is not None:
             main(order)
+        else:  # the parent's own teardown (numpy, scipy…) tells nothing: skip its time
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     else:
         main(argv or ["caffe"])
 
