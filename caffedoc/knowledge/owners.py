@@ -37,6 +37,7 @@ class Owner:
     load: str | None = None
     build: str | None = None
     mismatch: str | None = None
+    skip: tuple[str, ...] = ()  # FORMS (by name) that say something else of this owner
 
 
 def _all(problem: str, **names: str) -> Owner:
@@ -118,6 +119,10 @@ OWNERS: tuple[Owner, ...] = (
         cmake=r"Caffe",
         load="caffe-library-missing",
         build="caffe-missing",
+        # inside Caffe's own Visual Studio solution, "cannot open file 'libcaffe.lib'"
+        # follows whatever failed to compile libcaffe first (a warning as error, a
+        # stale object): not a Caffe missing from the machine.
+        skip=("lnk1104",),
     ),
 )
 
@@ -130,16 +135,17 @@ NO_FILE = (
     r"(?:No such file|There is no such file|file not found|没有那个文件|Cannot open include file)"
 )
 
-# (kind, weight, template): each tool's message once, with slots {lib} {word} {header}
+# (name, kind, weight, template): each tool's message once, with slots {lib} {word} {header}
 # {cmake} {sym} for one owner's names. `kind` says which of the owner's findings it is.
 FORMS: tuple[tuple[str, float, str], ...] = (
     # the dynamic loader, ldd, macOS dyld, the Windows loader and Python's
-    ("load", 3.0, r"\blib(?:{lib})\.so[\w.-]*\s?:?\s?cannot open shared object file"),
-    ("load", 3.0, r"error while loading shared libraries:? lib(?:{lib})\.so"),
-    ("load", 3.0, r"\blib(?:{lib})\.(?:so|dylib)[\w.-]* => not found"),
-    ("load", 3.0, r"Library not loaded: \S*?\blib(?:{lib})\."),
-    ("load", 3.0, r"dlopen\([^)]*?\blib(?:{lib})\.[^)]*\): image not found"),
+    ("loader", "load", 3.0, r"\blib(?:{lib})\.so[\w.-]*\s?:?\s?cannot open shared object file"),
+    ("loader-paste", "load", 3.0, r"error while loading shared libraries:? lib(?:{lib})\.so"),
+    ("ldd", "load", 3.0, r"\blib(?:{lib})\.(?:so|dylib)[\w.-]* => not found"),
+    ("dyld", "load", 3.0, r"Library not loaded: \S*?\blib(?:{lib})\."),
+    ("dlopen", "load", 3.0, r"dlopen\([^)]*?\blib(?:{lib})\.[^)]*\): image not found"),
     (
+        "windows-dll",
         "load",
         3.0,
         r"\b(?:lib)?(?:{lib})\.dll\b.{{0,40}}(?:was not found|is missing|could not be found)"
@@ -147,25 +153,47 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"|DLL load failed[^\n]*?\b(?:lib)?(?:{lib})\.dll",
     ),
     # GNU ld, macOS ld, MSVC's link, make, the compiler drivers, CMake, the preprocessor
-    ("build", 3.0, r"(?:cannot find|library not found for|找不到) -l(?::?\S*?\blib)?(?:{lib})\b"),
-    ("build", 3.0, r"cannot find \S*?\blib(?:{lib})\.(?:so|a|dylib)[\w.]*: No such file"),
-    ("build", 3.0, r"\blib(?:{lib})\.so[\w.]*, needed by \S+,? not found"),
-    ("build", 3.0, r"LNK1104: cannot open file '[^']*?\b(?:lib)?(?:{lib})\.lib'"),
-    ("build", 3.0, r"No rule to make target " + QUOTE + r"\S*?\blib(?:{lib})\.(?:so|a|dylib)"),
     (
+        "ld-l",
+        "build",
+        3.0,
+        r"(?:cannot find|library not found for|找不到) -l(?::?\S*?\blib)?(?:{lib})\b",
+    ),
+    (
+        "ld-file",
+        "build",
+        3.0,
+        r"cannot find \S*?\blib(?:{lib})\.(?:so|a|dylib)[\w.]*: No such file",
+    ),
+    ("ld-needed", "build", 3.0, r"\blib(?:{lib})\.so[\w.]*, needed by \S+,? not found"),
+    ("lnk1104", "build", 3.0, r"LNK1104: cannot open file '[^']*?\b(?:lib)?(?:{lib})\.lib'"),
+    (
+        "make-rule",
+        "build",
+        3.0,
+        r"No rule to make target " + QUOTE + r"\S*?\blib(?:{lib})\.(?:so|a|dylib)",
+    ),
+    (
+        "driver-file",
         "build",
         3.0,
         r"\b(?:[gc]\+\+|g?cc|clang(?:\+\+)?|nvcc|ld)(?:-[\d.]+)?(?:\.exe)?: (?:fatal )?error: "
         r"(?:no such file or directory: '[^']*?(?:{word})"
         r"|[^\s:']*?(?:{word})[^\s:']*: No such file or directory)",
     ),
-    ("build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
-    ("build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
-    ("build", 3.0, r"^(?:[\s>]*\d+)?\s*Could NOT find (?:{cmake})\b"),
-    ("build", 3.0, r'Could not find a package configuration file provided by "(?:{cmake})"'),
-    ("build", 3.0, r"\b(?:{cmake})_\w*-NOTFOUND"),
+    ("macos-L", "build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
+    ("header", "build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
+    ("cmake-find", "build", 3.0, r"^(?:[\s>]*\d+)?\s*Could NOT find (?:{cmake})\b"),
+    (
+        "cmake-config",
+        "build",
+        3.0,
+        r'Could not find a package configuration file provided by "(?:{cmake})"',
+    ),
+    ("cmake-notfound", "build", 3.0, r"\b(?:{cmake})_\w*-NOTFOUND"),
     # CMake's list of "variables ... set to NOTFOUND", one name a line
     (
+        "cmake-notfound-list",
         "build",
         2.5,
         r"^\s*(?:\S*/)?(?:{cmake})_(?:\w+_)?(?:INCLUDE_DIRS?|INCLUDE|LIBRARY|LIBRARIES|LIB|DIR)"
@@ -173,21 +201,33 @@ FORMS: tuple[tuple[str, float, str], ...] = (
     ),
     # a symbol of the library unresolved: GNU ld, the loader, macOS ld, MSVC's link
     (
+        "ld-undefined",
         "mismatch",
         3.0,
         r"undefined reference to " + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym})",
     ),
-    ("mismatch", 3.0, r"对" + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym}).*?未定义的引用"),
-    ("mismatch", 3.0, r"undefined symbol: (?:{sym})"),
-    ("mismatch", 3.0, r'"(?:typeinfo for |vtable for )?(?:{sym})[^"]*", referenced from'),
-    ("mismatch", 3.0, r'unresolved external symbol (?:"[^"]*?|__imp_)?(?:{sym})'),
+    (
+        "ld-undefined-zh",
+        "mismatch",
+        3.0,
+        r"对" + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym}).*?未定义的引用",
+    ),
+    ("loader-undefined", "mismatch", 3.0, r"undefined symbol: (?:{sym})"),
+    (
+        "macos-referenced",
+        "mismatch",
+        3.0,
+        r'"(?:typeinfo for |vtable for )?(?:{sym})[^"]*", referenced from',
+    ),
+    ("lnk2019", "mismatch", 3.0, r'unresolved external symbol (?:"[^"]*?|__imp_)?(?:{sym})'),
     # the library found, but another release: glibc's dl-version.c and dl-lookup.c
     (
+        "dl-version",
         "mismatch",
         3.0,
         r"\blib(?:{lib})\.so[\w.]*: version " + QUOTE + r"[^'\u2019`]+['\u2019] not found",
     ),
-    ("mismatch", 3.0, r"undefined symbol: \w+, version lib(?:{lib})\.so"),
+    ("dl-lookup", "mismatch", 3.0, r"undefined symbol: \w+, version lib(?:{lib})\.so"),
 )
 
 
@@ -211,9 +251,9 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     out: dict[str, list[Signature]] = {}
     for owner in OWNERS:
         slots = _slots(owner)
-        for kind, weight, template in FORMS:
+        for name, kind, weight, template in FORMS:
             problem = getattr(owner, kind)
-            if problem is None or not all(slots[n] for n in _needs(template)):
+            if problem is None or name in owner.skip or not all(slots[n] for n in _needs(template)):
                 continue
             pattern = re.compile(template.format(**slots), re.IGNORECASE)
             out.setdefault(problem, []).append(Signature(pattern, weight, SOURCE))
@@ -226,7 +266,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         ),
         (
             2.0,
-            r"Library not loaded: \S*?\blib(?!(?:{known})\.)\w+[\w.]*\.dylib"
+            r"Library not loaded: \S*?\blib(?!(?:{known})\.)[\w+-]+[\w.-]*\.dylib"
             r"|\blib(?!(?:{known})\.so)[\w+-]+\.so[\w.]* => not found",
         ),
     ):
