@@ -67,6 +67,10 @@ def test_a_gpu_wheel_with_another_cudnn_or_without_curand_is_named(gpu_wheel, tm
     v = wheel_venv(gpu_wheel[0].parent, tmp_path / "v")
     code, report = check(v.python)
     assert "nvidia-wheels" not in ids(report) and code == 0, report["findings"]
+    # The libprotobuf the wheel carries (renamed by auditwheel) is the one Caffe loads.
+    soname, path, version = report["facts"]["protobuf"]["caffe_links"]
+    assert soname.startswith("libprotobuf-") and path.startswith(str(v.site)), soname
+    assert version is None  # a copy inside the wheel, not the machine's package
     # Another cuDNN wheel over the pinned one (pip only warns of the conflict).
     offline = [v.python, "-m", "pip", "install", "-q", "--no-index", "--find-links",
                str(toolkit.wheel_dir())]  # fmt: skip

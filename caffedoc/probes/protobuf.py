@@ -209,7 +209,9 @@ def _loaded_by_caffe(
     if facts.tree and facts.tree.libcaffe:
         candidates.append(facts.tree.libcaffe)
     for link in candidates:
-        hit = link.find("libprotobuf.so")
+        # A wheel carries its own copy, renamed by auditwheel (libprotobuf-1a2b3c4d.so.32):
+        # that copy is not the machine's package, so no dpkg version is claimed for it.
+        hit = link.find("libprotobuf.so") or link.find("libprotobuf-")
         if hit:
             soname, path = hit
             m = re.match(r"libprotobuf\.so\.(\d+)", soname)
