@@ -7,6 +7,7 @@ real modules. The speed itself is measured by benchmarks/check_vs_import.py, not
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -197,3 +198,44 @@ def test_forked_children_leave_nothing_behind(tmp_path, target_python):
     pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
     assert len(pids) == 4  # each order's child and the sleep it started
     assert not [p for p in pids if alive(p)], pids
+
+
+HANGING = ("nvidia-smi", "ldconfig", "dpkg", "dpkg-query", "pip", "pip3", "protoc", "nvcc")
+HANGING += ("readelf", "c++", "cmake")
+
+
+def test_every_tool_hanging_costs_one_timeout(tmp_path, target_python):
+    """Every tool a check runs hangs on PATH (and a python3.99 that is a real program):
+    the check still ends within one tool timeout (10 s) plus its own time, in parallel,
+    each hung tool named where it was needed, and none of them is left running."""
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    for tool in HANGING:
+        (fakes / tool).write_text(f"#!/bin/sh\necho $$ >> {tmp_path / 'pids'}\nexec sleep 100000\n")
+        (fakes / tool).chmod(0o755)
+    (tmp_path / "hang.c").write_text("#include <unistd.h>\nint main(void) { for (;;) pause(); }\n")
+    subprocess.run(["gcc", "-o", fakes / "python3.99", tmp_path / "hang.c"], check=True)
+    (fakes / "pip3.99").write_text(f"#!{fakes / 'python3.99'}\n")
+    (fakes / "pip3.99").chmod(0o755)
+    env = {**clean_env(), "PATH": f"{fakes}:{os.environ['PATH']}"}
+
+    start = time.monotonic()
+    res = caffedoc("check", "--json", "--python", str(target_python.python), env=env)
+    took = time.monotonic() - start
+
+    assert took < 15, took
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    report = json.loads(res.stdout)
+    driver = [f for f in report["findings"] if f["id"] == "gpu-driver"]
+    assert driver and "nvidia-smi" in driver[0]["evidence"][0], report["findings"]
+    assert "did not finish within" in driver[0]["evidence"][0]
+    cuda = report["facts"]["cuda"]
+    assert f"`{fakes / 'ldconfig'} -p" in cuda["cache_error"], cuda["cache_error"]
+    assert "did not finish within 10 s" in cuda["cache_error"]
+    assert report["facts"]["protobuf"]["dpkg"], "dpkg's versions come from its database"
+    interpreters = json.dumps(report["facts"]["python"])
+    assert f"{fakes / 'python3.99'} -c <caffedoc/probes/scripts/introspect.py>` did not" in (
+        interpreters
+    )
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    assert pids and not [p for p in pids if alive(p)], pids
