@@ -8,7 +8,8 @@
    off, from the cached source tarball, smoke included.
 
 Usage: python benchmarks/wheel_onboard.py --python BASE_PYTHON --wheelhouse DIR [--jobs N]
-Make DIR first: caffedoc build --recipe debian12-cpu --python VENV --wheel --out DIR
+Make DIR first: caffedoc build --recipe debian12-cpu --portable --python VENV --wheel --out DIR
+(the load average before and after is printed: others may share the machine)
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main() -> None:
     if not tarball.is_file():
         sys.exit(f"{tarball} is not cached: run `caffedoc build --recipe debian12-cpu` once")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    [wheel] = Path(args.wheelhouse).glob("caffe-*.whl")
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="caffedoc-onboard-") as tmp:
         root = Path(tmp)
         onboard(args.python, args.wheelhouse, root / "warm", env)  # fills pip's cache
@@ -79,6 +82,10 @@ def main() -> None:
         "ratio": round(cold / median, 1),
         "jobs": args.jobs,
         "cores": os.cpu_count(),
+        "wheel": wheel.name,
+        "wheel_mb": round(wheel.stat().st_size / 1e6, 1),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }))  # fmt: skip
 
 

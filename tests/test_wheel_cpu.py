@@ -1,19 +1,23 @@
-"""`caffedoc build --wheel`: the debian12-cpu install packed as a portable wheel, installed
-by pip alone into a fresh venv here and into a fresh Debian 12 root with no -dev packages,
-where pycaffe's smoke step passes and Caffe's own commands run."""
+"""`caffedoc build --portable --wheel`: the debian12-cpu install (static protobuf, minimal
+OpenCV) packed as a portable wheel of at most 30 MB, installed by pip alone into a fresh venv
+here and into a fresh Debian 12 root with no -dev packages, where pycaffe's smoke step
+passes and Caffe's own commands run and decode JPEG and PNG images."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
+from caffedoc.build import opencv
+from caffedoc.build.steps import StepError
+from caffedoc.detect.wheel_platform import WHEEL_TAGS
 from tests.conftest import caffedoc
 from tests.fixtures.caffe_build import RECIPE, clean_env
 from tests.fixtures.roots import cached_root, copy_checkout, in_root, ok, reach_registries
@@ -36,20 +40,14 @@ max_iter: 20
 lr_policy: "fixed"
 snapshot_prefix: "tiny"
 """
-
-
-@pytest.fixture(scope="session")
-def cpu_wheel(built_caffe, tmp_path_factory) -> tuple[Path, dict]:
-    """The wheel of the fixture's install (a cache hit: only the packing is new work)."""
-    out = tmp_path_factory.mktemp("wheelhouse")
-    res = caffedoc("build", "--recipe", RECIPE, "--python", str(built_caffe.python),
-                   "--prefix", str(built_caffe.prefix), "--wheel", "--out", str(out), "--json",
-                   env=clean_env(), timeout=3600)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
-    made = json.loads(res.stdout)["wheel"]
-    [wheel] = out.glob("*.whl")
-    assert [p.name for p in out.iterdir()] == [wheel.name], "only the wheel is left in --out"
-    return wheel, made
+# A JPEG and a PNG, written by scikit-image (pycaffe's dependency), for Caffe's own decoder.
+IMAGES = r"""
+import numpy as np, skimage.io
+skimage.io.imsave("a.jpg", np.full((12, 10, 3), 90, np.uint8), check_contrast=False)
+skimage.io.imsave("b.png", np.full((9, 7, 3), 200, np.uint8), check_contrast=False)
+open("list.txt", "w").write("a.jpg 0\nb.png 1\n")
+"""
+LIMIT = 30_000_000  # bytes: the wheel's size goal, with image decoding kept
 
 
 def test_the_wheel_is_named_tagged_and_declares_its_needs(cpu_wheel, tmp_path):
@@ -75,6 +73,14 @@ def test_the_wheel_is_named_tagged_and_declares_its_needs(cpu_wheel, tmp_path):
     assert any(n.startswith("libopenblas") for n in bundled)
     assert not any(n.startswith(("libpython", "libc.so", "libstdc++")) for n in bundled)
     assert made["size"] == wheel.stat().st_size and made["installed"] > made["size"]
+    # The minimal OpenCV with the system's JPEG and PNG decoders; no GDAL, no X, and no
+    # shared libprotobuf (linked in statically, its symbols hidden).
+    for need in ("libopencv_imgcodecs", "libopencv_imgproc", "libopencv_core", "libjpeg", "libpng"):
+        assert any(n.startswith(need) for n in bundled), (need, bundled)
+    for never in ("libgdal", "libX11", "libxcb", "libprotobuf", "libavcodec", "libgtk"):
+        assert not any(n.startswith(never) for n in bundled), (never, bundled)
+    assert made["size"] <= LIMIT, f"{made['size'] / 1e6:.1f} MB"
+    assert made["platform"] == f"{WHEEL_TAGS[RECIPE]}_x86_64"  # what `check` tells old machines
 
 
 def test_pip_alone_installs_it_into_a_fresh_venv_and_it_works(cpu_wheel, tmp_path):
@@ -104,6 +110,13 @@ def test_pip_alone_installs_it_into_a_fresh_venv_and_it_works(cpu_wheel, tmp_pat
     assert train.returncode == 0, train.stderr[-3000:]
     assert "Optimization Done." in train.stderr
     assert (tmp_path / "tiny_iter_20.caffemodel").is_file()
+    # Caffe's own image decoding (the bundled OpenCV): a JPEG and a PNG into an LMDB.
+    subprocess.run([python, "-c", IMAGES], check=True, cwd=tmp_path, env=env, timeout=120)
+    convert = subprocess.run([venv / "bin" / "convert_imageset", "./", "list.txt", "db"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path,
+                             timeout=300)  # fmt: skip
+    assert convert.returncode == 0, convert.stderr[-3000:]
+    assert "Processed 2 files." in convert.stderr, convert.stderr[-3000:]
 
 
 def test_a_clean_debian12_root_installs_it_and_smoke_passes(cpu_wheel, tmp_path):
@@ -130,6 +143,9 @@ def test_a_clean_debian12_root_installs_it_and_smoke_passes(cpu_wheel, tmp_path)
     with_it = ok(in_root(root, "apt-get update -qq && apt-get install -y -qq libpython3.11 "
                                ">/dev/null && /v/bin/caffe --version"))  # fmt: skip
     assert with_it.strip().splitlines()[-1] == "caffe version 1.0.0"
+    images = "mkdir /img && cd /img && /v/bin/python -c " + shlex.quote(IMAGES)
+    convert = in_root(root, f"{images} && /v/bin/convert_imageset ./ list.txt db")
+    assert convert.returncode == 0 and "Processed 2 files." in convert.stderr, convert.stderr
 
 
 def test_a_bad_out_or_a_recipe_without_wheels_is_refused_in_one_line(built_caffe, tmp_path):
@@ -139,7 +155,6 @@ def test_a_bad_out_or_a_recipe_without_wheels_is_refused_in_one_line(built_caffe
         (["--recipe", RECIPE, "--wheel", "--out", str(blocker / "x")], "not a directory"),
         (["--recipe", RECIPE, "--wheel", "--out", "/proc/caffedoc-wheels"], "cannot write"),
         (["--recipe", RECIPE, "--out", str(tmp_path / "w")], "add --wheel"),
-        (["--recipe", "current-gpu-cuda13", "--wheel", "--out", str(tmp_path / "w")], "CPU"),
     ]
     for args, words in cases:
         res = caffedoc("build", *args, "--python", str(built_caffe.python), "--prefix",
@@ -148,3 +163,31 @@ def test_a_bad_out_or_a_recipe_without_wheels_is_refused_in_one_line(built_caffe
         [line] = res.stderr.splitlines()
         assert line.startswith("caffedoc: error: ") and words in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "nothing written"
+
+
+def test_portable_is_planned_as_its_own_build(built_caffe, tmp_path):
+    plans = []
+    for extra in ((), ("--portable",)):
+        res = caffedoc("build", "--recipe", RECIPE, "--python", str(built_caffe.python),
+                       "--prefix", str(tmp_path / "p"), "--dry-run", "--json", *extra,
+                       env=clean_env())  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        plans.append(json.loads(res.stdout))
+    plain, portable = plans
+    assert portable["portable"] and portable["static_protobuf"] and not plain["portable"]
+    assert portable["cache_key"] != plain["cache_key"]
+    shown = caffedoc("build", "--recipe", RECIPE, "--python", str(built_caffe.python),
+                     "--portable", "--dry-run", env=clean_env()).stdout  # fmt: skip
+    assert f"opencv    minimal {opencv.RELEASE} built from source" in shown
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_opencv_without_jpeg_or_png_is_refused(built_caffe_static):
+    """The check the OpenCV build ends with, on the real libraries: imgcodecs links both
+    decoders; core, which links neither, stands in for an imgcodecs configured without."""
+    lib = built_caffe_static.prefix / "lib"
+    [imgcodecs] = [p for p in lib.glob("libopencv_imgcodecs.so.*.*") if not p.is_symlink()]
+    opencv.decoders(imgcodecs)
+    [core] = [p for p in lib.glob("libopencv_core.so.*.*") if not p.is_symlink()]
+    with pytest.raises(StepError, match="without libjpeg and libpng: install libjpeg-dev"):
+        opencv.decoders(core)

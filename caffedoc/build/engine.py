@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from caffedoc import host
-from caffedoc.build import arches, install, paths, source, toolkit
+from caffedoc.build import arches, install, opencv, paths, source, toolkit
 from caffedoc.build import protobuf as pb
 from caffedoc.build.plan import Plan
 from caffedoc.build.steps import Log, Runner, StepError, StepFailed
@@ -177,8 +177,13 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
             "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--exclude-libs,libprotobuf.a",
         ]
 
+    opencv_args: list[str] = []
+    if plan.portable:
+        runner.step("opencv", lambda log: str(opencv.minimal_opencv(log, plan.jobs, env)))
+        opencv_args = [f"-DOpenCV_DIR={opencv.config_dir()}"]
+
     def configure(log: Log) -> None:
-        args = ["cmake", "-S", src, "-B", bld, *plan.cmake_args, *protobuf_args]
+        args = ["cmake", "-S", src, "-B", bld, *plan.cmake_args, *protobuf_args, *opencv_args]
         ccache = shutil.which("ccache")
         if ccache:
             args.append("-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
@@ -205,6 +210,8 @@ def _build(plan: Plan, out: TextIO) -> Outcome:
             log.run(["cmake", "--install", bld, "--prefix", staged], timeout=600, env=env),
             "cmake --install",
         )
+        if plan.portable:
+            log.note(opencv.bundle(staged))
         for line in install.relocate(staged):
             log.note(line)
         if plan.toolkit is not None:

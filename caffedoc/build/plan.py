@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from caffedoc import host, pycaffe
-from caffedoc.build import arches, interpreter, paths, source, toolkit
+from caffedoc.build import arches, interpreter, opencv, paths, source, toolkit
 from caffedoc.build.arches import Choice
 from caffedoc.build.interpreter import BuildPython
 from caffedoc.build.toolkit import ToolkitPlan
@@ -48,6 +48,7 @@ class Plan:
     key: str
     toolkit: ToolkitPlan | None = None  # a CUDA root assembled from wheels (CUDA recipes)
     arches: Choice | None = None  # the GPU targets, when the recipe assembles its toolkit
+    portable: bool = False  # static protobuf and a minimal OpenCV: what a small wheel packs
 
     @property
     def workdir(self) -> Path:
@@ -82,6 +83,7 @@ class Plan:
             },
             "patches": [p.name for p in self.recipe.patches],
             "static_protobuf": self.static_protobuf,
+            "portable": self.portable,
             "cmake_args": list(self.cmake_args),
             "toolkit": self.toolkit.to_json() if self.toolkit else None,
             "architectures": self.arches.names() if self.arches else None,
@@ -129,6 +131,13 @@ class Plan:
                 "source (cached), its symbols hidden"
                 if self.static_protobuf
                 else "the distro's shared libprotobuf"
+            ),
+            "opencv    "
+            + (
+                f"minimal {opencv.RELEASE} built from source (cached): "
+                f"{', '.join(opencv.MODULES)}; JPEG and PNG"
+                if self.portable
+                else "the distro's"
             ),
             *(
                 [
@@ -198,6 +207,7 @@ def make_plan(
     jobs: int | None = None,
     static_protobuf: bool = False,
     cuda_arch: tuple[str, ...] = (),
+    portable: bool = False,
 ) -> Plan:
     py = interpreter.inspect(python)
     py = replace(py, missing=pycaffe.requirements(py.missing, recipe.protobuf))
@@ -219,7 +229,7 @@ def make_plan(
         raise CaffedocError(f"--jobs {jobs}: must be at least 1")
     else:
         jobs_why = "--jobs"
-    static = static_protobuf or recipe.static_protobuf
+    static = static_protobuf or recipe.static_protobuf or portable
     args = cmake_args(recipe, py)
     tk, choice = cuda_targets(recipe, host_facts, cuda_arch)
     if tk and choice:
@@ -238,6 +248,8 @@ def make_plan(
     }
     if tk is not None:  # only then: CPU builds keep the keys (and caches) they had
         key_inputs["toolkit"] = tk.key
+    if portable:  # likewise
+        key_inputs["opencv"] = opencv.cache_dir().name
     key = hashlib.sha256(json.dumps(key_inputs, sort_keys=True).encode()).hexdigest()
     return Plan(
         recipe=recipe,
@@ -256,6 +268,7 @@ def make_plan(
         key=key,
         toolkit=tk,
         arches=choice,
+        portable=portable,
     )
 
 

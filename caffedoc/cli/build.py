@@ -40,6 +40,13 @@ def build(
             help="Link a private, static libprotobuf (the fix for the caffe.proto clash).",
         ),
     ] = False,
+    portable: Annotated[
+        bool,
+        typer.Option(
+            "--portable",
+            help="Static protobuf and a minimal OpenCV (built once, cached): for a small wheel.",
+        ),
+    ] = False,
     prefix: Annotated[
         Optional[str], typer.Option(help="Install here (default: ~/.local/opt/caffe-RECIPE).")
     ] = None,
@@ -119,6 +126,7 @@ def build(
             jobs=jobs,
             static_protobuf=static_protobuf,
             cuda_arch=asked_arches,
+            portable=portable,
         )
 
     plan = plan_now()

@@ -15,7 +15,7 @@ from caffedoc.recipes import BUILDABLE, load_all, version_match
 
 # The tag `auditwheel` gives each recipe's CPU wheel (tests/test_wheel_cpu.py and
 # tests/test_wheel_platforms.py check it): the oldest glibc it runs on.
-WHEEL_TAGS = {"debian12-cpu": "manylinux_2_35", "debian13-cpu": "manylinux_2_38"}
+WHEEL_TAGS = {"debian12-cpu": "manylinux_2_35", "debian13-cpu": "manylinux_2_39"}
 
 
 def glibc(tag: str) -> tuple[int, int]:
