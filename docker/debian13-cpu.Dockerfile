@@ -12,37 +12,39 @@ FROM debian:13 AS build
 # The host's CA bundle, for this stage's pip only (see above); never in the image.
 ARG PIP_CERT
 ENV DEBIAN_FRONTEND=noninteractive
+# The recipe's packages (what `caffedoc build --deps-only` installs) and pycaffe's
+# environment come before caffedoc: a change of caffedoc rebuilds neither.
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv
-COPY caffedoc /src/caffedoc
-RUN python3 -m venv /opt/caffedoc \
- && /opt/caffedoc/bin/pip install --no-cache-dir /src/caffedoc \
- && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+ && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv build-essential cmake ccache pkg-config patch patchelf libprotobuf-dev protobuf-compiler libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libopencv-dev liblmdb-dev libleveldb-dev libsnappy-dev python3-dev
 RUN python3 -m venv /opt/pycaffe \
  && /opt/pycaffe/bin/python -m pip install --no-cache-dir numpy six protobuf scikit-image scipy
 ENV PATH=/opt/pycaffe/bin:$PATH
 # The source the recipe verifies (Debian's orig tarball), from the build context;
 # `caffedoc build` checks its sha256 against the recipe.
 COPY sources/caffe_1.0.0+git20180821.99bd997.orig.tar.gz /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
-# The recipe's packages first (python3-dev among them: the build plan needs its
-# libpython), a layer of their own that a rebuild reuses.
-RUN caffedoc build --recipe debian13-cpu --deps-only
-RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache caffedoc build --recipe debian13-cpu --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
+COPY caffedoc /src/caffedoc
+RUN python3 -m venv /opt/caffedoc \
+ && /opt/caffedoc/bin/pip install --no-cache-dir '/src/caffedoc[wheel]' \
+ && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe debian13-cpu --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz --wheel --out /wheelhouse \
+ && echo 'ccache, this compile:' \
+ && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
+ && rm -f /tmp/caffedoc-ccache-stats
 RUN caffedoc check --strict --python /opt/pycaffe/bin/python --require recipe=debian13-cpu
-RUN caffedoc docker --runtime-packages /opt/caffe > /opt/caffe-runtime-packages
+RUN /opt/caffedoc/bin/pip wheel --no-cache-dir -w /wheelhouse /src/caffedoc \
+ && /opt/pycaffe/bin/pip wheel --no-cache-dir -w /wheelhouse /wheelhouse/caffe-*.whl
 
 FROM debian:13
 ENV DEBIAN_FRONTEND=noninteractive
-COPY --from=build /opt/caffe-runtime-packages /opt/caffe-runtime-packages
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends python3 binutils $(cat /opt/caffe-runtime-packages) \
+ && apt-get install -y --no-install-recommends python3 python3-venv binutils libpython3.13 \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/caffedoc /opt/caffedoc
-COPY --from=build /opt/pycaffe /opt/pycaffe
-COPY --from=build /opt/caffe /opt/caffe
-RUN ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
+RUN --mount=type=bind,from=build,source=/wheelhouse,target=/wheelhouse \
+    python3 -m venv /opt/caffedoc && /opt/caffedoc/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse caffedoc \
+ && python3 -m venv /opt/pycaffe && /opt/pycaffe/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse caffe \
+ && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
 ENV PATH=/opt/pycaffe/bin:$PATH
 RUN caffedoc check --strict --python /opt/pycaffe/bin/python
 RUN caffedoc smoke --python /opt/pycaffe/bin/python --cpu

@@ -14,24 +14,26 @@ FROM nvidia/cuda:8.0-cudnn5-devel-ubuntu16.04 AS build
 # The host's CA bundle, for this stage's pip only (see above); never in the image.
 ARG PIP_CERT
 ENV DEBIAN_FRONTEND=noninteractive
+# The recipe's packages (what `caffedoc build --deps-only` installs) and pycaffe's
+# environment come before caffedoc: a change of caffedoc rebuilds neither.
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates python2.7 virtualenv python-numpy python-scipy python-skimage python-protobuf python-six
+ && apt-get install -y --no-install-recommends ca-certificates python2.7 virtualenv python-numpy python-scipy python-skimage python-protobuf python-six build-essential cmake pkg-config patchelf libprotobuf-dev protobuf-compiler libboost-all-dev libgoogle-glog-dev libgflags-dev libhdf5-serial-dev libatlas-base-dev liblmdb-dev libleveldb-dev libsnappy-dev python-dev python-numpy
+RUN virtualenv --system-site-packages -p python2.7 /opt/pycaffe
+ENV PATH=/opt/pycaffe/bin:$PATH
+# The source the recipe verifies (Debian's orig tarball), from the build context;
+# `caffedoc build` checks its sha256 against the recipe.
+COPY sources/caffe_1.0.0+git20180821.99bd997.orig.tar.gz /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
 COPY --from=uv /uv /usr/local/bin/uv
 COPY caffedoc /src/caffedoc
 RUN UV_PYTHON_INSTALL_DIR=/opt/python UV_PYTHON_PREFERENCE=only-managed \
     uv venv --python 3.11 /opt/caffedoc \
  && uv pip install --no-cache --python /opt/caffedoc/bin/python /src/caffedoc \
  && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
-RUN virtualenv --system-site-packages -p python2.7 /opt/pycaffe
-ENV PATH=/opt/pycaffe/bin:$PATH
-# The source the recipe verifies (Debian's orig tarball), from the build context;
-# `caffedoc build` checks its sha256 against the recipe.
-COPY sources/caffe_1.0.0+git20180821.99bd997.orig.tar.gz /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
-# The recipe's packages first (python3-dev among them: the build plan needs its
-# libpython), a layer of their own that a rebuild reuses.
-RUN caffedoc build --recipe ubuntu16.04-cuda8.0 --deps-only
-RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache caffedoc build --recipe ubuntu16.04-cuda8.0 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz
+RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe ubuntu16.04-cuda8.0 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz \
+ && echo 'ccache, this compile:' \
+ && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
+ && rm -f /tmp/caffedoc-ccache-stats
 RUN caffedoc check --python /opt/pycaffe/bin/python --require recipe=ubuntu16.04-cuda8.0
 RUN caffedoc docker --runtime-packages /opt/caffe > /opt/caffe-runtime-packages
 

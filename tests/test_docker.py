@@ -135,7 +135,7 @@ def test_structure(recipe):
     # final stage takes, with ccache in a cache mount.
     [build_run] = [a for w, a in build if w == "RUN" and " caffedoc build " in a]
     assert build_run.startswith(f"{docker.CCACHE_MOUNT} CAFFEDOC_CCACHE_DIR={docker.CCACHE} ")
-    build_argv = caffedoc_commands("\n".join(f"{w} {a}" for w, a in build))[1:]
+    build_argv = caffedoc_commands("\n".join(f"{w} {a}" for w, a in build))
     assert ["caffedoc", "build", "--recipe", recipe.name] == build_argv[0][:4]
     assert build_argv[0][build_argv[0].index("--prefix") + 1] == docker.PREFIX
     assert build_argv[0][build_argv[0].index("--source") + 1] == f"/src/{tarball}"
@@ -143,13 +143,25 @@ def test_structure(recipe):
     copies = [a for w, a in final if w == "COPY"]
     taken = [a.split()[1] for a in copies]
     assert all(a.startswith("--from=build ") for a in copies), copies
-    own_python = [] if docker.distro_python(recipe) else [docker.PYTHONS]
-    assert sorted(taken) == sorted([docker.RUNTIME_LIST, *own_python, docker.TOOL,
-                                    docker.PYCAFFE, docker.PREFIX])  # fmt: skip
-    assert not any(t.startswith(("/src", "/root", "/tmp")) for t in taken)
+    if docker.packs_wheel(recipe):
+        # The build packs the wheel into the wheelhouse; the final stage is pip alone from
+        # it, offline, through a mount (no layer holds the wheels), and copies nothing.
+        assert build_argv[0][-3:] == ["--wheel", "--out", docker.WHEELHOUSE]
+        assert taken == []
+        [install] = [a for w, a in final if w == "RUN" and docker.WHEELHOUSE in a]
+        assert install.startswith(docker.WHEELHOUSE_MOUNT + " ")
+        pips = [p.split() for p in install.split("&&") if " install " in p]
+        assert [p[-1] for p in pips] == ["caffedoc", "caffe"], pips
+        assert all("--no-index" in p for p in pips) and "ARG" not in [w for w, _ in final]
+    else:
+        assert "--wheel" not in build_argv[0]
+        own_python = [] if docker.distro_python(recipe) else [docker.PYTHONS]
+        assert sorted(taken) == sorted([docker.RUNTIME_LIST, *own_python, docker.TOOL,
+                                        docker.PYCAFFE, docker.PREFIX])  # fmt: skip
+        assert not any(t.startswith(("/src", "/root", "/tmp")) for t in taken)
     # It ends with its own proof: check, then a real training step.
     runs = [a for w, a in final if w == "RUN"]
-    assert f"RUN {docker.LINK}" in [f"{w} {a}" for w, a in final]
+    assert any(a.endswith(docker.LINK) for w, a in final if w == "RUN")
     assert ("ENV", f"PATH={docker.PYCAFFE}/bin:$PATH") in final
     strict = "--strict " if recipe.kind == "cpu" else ""
     assert runs[-2] == f"caffedoc check {strict}--python /opt/pycaffe/bin/python"
@@ -188,8 +200,8 @@ def test_runtime_images():
 @pytest.mark.parametrize("recipe", IMAGED, ids=lambda r: r.name)
 def test_every_caffedoc_command_is_accepted_by_the_real_cli(recipe):
     commands = caffedoc_commands((COMMITTED / f"{recipe.name}.Dockerfile").read_text())
-    assert [c[1] for c in commands] == ["build", "build", "check", "docker", "check", "smoke"]
-    assert commands[0][-1] == "--deps-only"
+    runtime = [] if docker.packs_wheel(recipe) else ["docker"]
+    assert [c[1] for c in commands] == ["build", "check", *runtime, "check", "smoke"]
     for argv in commands:
         parse_with_the_cli(argv)
 
@@ -213,13 +225,15 @@ def test_the_debian12_images_verification_runs_here(built_caffe, tmp_path):
               docker.PREFIX: str(built_caffe.prefix)}  # fmt: skip
     env = check_env(tmp_path / "home", built_caffe.python.parent)
     ran = []
-    for argv in caffedoc_commands(text)[2:]:  # all but the build (the fixture did that)
+    # All but the build (the fixture did that), and the runtime package list a CUDA
+    # image's final stage installs beside the copied prefix.
+    for argv in [*caffedoc_commands(text)[1:], docker.RUNTIME_COMMAND]:
         argv = [mapped.get(a, a) for a in argv]
         res = caffedoc(*argv[1:], env=env, cwd=tmp_path)
         assert res.returncode == 0, f"{argv}\n{res.stdout}\n{res.stderr}"
         ran.append((argv[1], res.stdout))
-    assert [name for name, _ in ran] == ["check", "docker", "check", "smoke"]
-    packages = ran[1][1].split()
+    assert [name for name, _ in ran] == ["check", "check", "smoke", "docker"]
+    packages = ran[3][1].split()
     for expected in ("libprotobuf32", "libopenblas0-pthread", "libboost-python1.74.0",
                      "libgoogle-glog0v6", "libhdf5-103-1", "libpython3.11"):  # fmt: skip
         assert expected in packages, packages
