@@ -61,7 +61,10 @@ def main() -> None:
     if not tarball.is_file():
         sys.exit(f"{tarball} is not cached: run `caffedoc build --recipe debian12-cpu` once")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    [wheel] = Path(args.wheelhouse).glob("caffe-*.whl")
+    wheels = sorted(Path(args.wheelhouse).glob("caffe-*.whl"))
+    if len(wheels) != 1:
+        sys.exit(f"{args.wheelhouse}: expected one caffe wheel, found {len(wheels)}")
+    wheel = wheels[0]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="caffedoc-onboard-") as tmp:
         root = Path(tmp)

@@ -1,11 +1,14 @@
 """`caffedoc docker --build`: the debian12-cpu image built for real with buildah from a
 base image made here by debootstrap (no registry is reachable), offline from its build
 context; its own RUN steps prove it (`check --strict --require`, `check --strict`,
-`smoke`); the final image holds no trace of the host's CA bundle; an image held to the
+`smoke`); its final stage is pip alone installing the portable wheel the build stage
+packed; the final image holds no trace of the host's CA bundle; an image held to the
 wrong recipe fails the build with the finding.
 
 The image's compile reuses caffedoc's ccache (a build volume): `built_caffe` runs first
 so a CI run compiles Caffe once, and a warm run's image build is mostly package installs.
+The Debian 13 image is built only where CAFFEDOC_SLOW_IMAGES=1 asks (its compile is not a
+cache hit in CI's time).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import distro
 import pytest
 
 from caffedoc import docker
 from caffedoc.build import paths
+from caffedoc.build.engine import build_env
 from caffedoc.images import context
 from caffedoc.images.engine import BUILDAH_DEFAULTS
 from caffedoc.recipes import load_all
@@ -132,9 +137,29 @@ def test_the_final_image_runs_caffe_and_keeps_no_trace_of_the_host_ca(image):
     assert out.stdout.split() == ["no-ca-file", "0"], out.stdout + out.stderr
     check = run_in(TAG, f"caffedoc check --strict --python {PYTHON}")
     assert check.returncode == 0 and "No problems found" in check.stdout, check.stdout
-    assert f"imports {docker.PREFIX}/python/caffe (CPU build)" in check.stdout
+    site = f"{docker.PYCAFFE}/lib/python{docker.DISTRO_PYTHON3['debian 12']}/site-packages"
+    assert f"imports {site}/caffe (CPU build)" in check.stdout, check.stdout
     smoke = run_in(TAG, f"caffedoc smoke --python {PYTHON} --cpu")
     assert smoke.returncode == 0 and smoke.stdout.startswith("smoke: passed on cpu"), smoke
+
+
+@pytest.mark.caffe
+def test_the_final_stage_is_the_wheel_installed_by_pip(image):
+    """No prefix copied: pip put Caffe's wheel (and caffedoc's) into the venvs, offline
+    from the build stage's wheelhouse, which no layer of the final image keeps; Caffe's own
+    tools run from the wheel."""
+    look = [
+        f"test -e {docker.PREFIX} || echo no-prefix",
+        f"test -e {docker.WHEELHOUSE} || echo no-wheelhouse",
+        f"{PYTHON} -m pip list --format=freeze | grep -i ^caffe==",
+        f"{docker.TOOL}/bin/python -m pip list --format=freeze | grep ^caffedoc==",
+        "caffe --version",
+    ]
+    out = run_in(TAG, "; ".join(look))
+    lines = out.stdout.split()
+    assert lines[:2] == ["no-prefix", "no-wheelhouse"], out.stdout + out.stderr
+    assert lines[2] == "caffe==1.0.0+debian12.cpu" and lines[3] == "caffedoc==0.1.0", lines
+    assert "caffe version 1.0.0" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 @pytest.mark.caffe
@@ -158,6 +183,32 @@ def test_an_image_held_to_the_wrong_recipe_fails_with_the_finding(image, tmp_pat
     )
     failure = cases(junit)["debian12-cpu"].find("failure")
     assert failure is not None and "debian13-cpu" in (failure.text or "")
+
+
+SLOW = os.environ.get("CAFFEDOC_SLOW_IMAGES") == "1"
+
+
+@pytest.mark.caffe
+@pytest.mark.skipif(not SLOW, reason="compiles Caffe for Debian 13 (a cache miss in CI's time): "
+                    "CAFFEDOC_SLOW_IMAGES=1 builds it")  # fmt: skip
+def test_the_debian13_image_builds_from_a_trixie_root_and_proves_itself(tmp_path):
+    """Debian 13 (trixie, gcc 14, Python 3.13): the same Dockerfile shape, its base made by
+    debootstrap, its final stage the wheel installed by pip, check and smoke passing."""
+    needs_buildah()
+    start = time.monotonic()
+    res = caffedoc("docker", "--build", "debian13-cpu", "--engine", "buildah",
+                   "--base-from-debootstrap", timeout=3 * 3600)  # fmt: skip
+    print(f"\ndebian13-cpu image: {time.monotonic() - start:.0f} s; {res.stdout}")
+    log = (paths.cache_root() / "images" / "debian13-cpu.log").read_text()
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}\n{log[-6000:]}"
+    assert "debian13-cpu: built and verified as caffe:debian13-cpu" in res.stdout
+    assert (paths.cache_root() / "roots" / "trixie.tar").is_file()
+    proof = proof_steps(log)
+    assert (len(proof["check"]), len(proof["smoke"])) == (2, 1), log[-4000:]
+    check = run_in("caffe:debian13-cpu", f"caffedoc check --strict --python {PYTHON}")
+    assert check.returncode == 0 and "No problems found" in check.stdout, check.stdout
+    site = f"{docker.PYCAFFE}/lib/python{docker.DISTRO_PYTHON3['debian 13']}/site-packages"
+    assert f"imports {site}/caffe (CPU build)" in check.stdout, check.stdout
 
 
 # ---------------------------------------------------------------- cheap, real
@@ -216,3 +267,38 @@ def test_an_image_whose_base_is_not_here_is_not_built_and_says_why(tmp_path):
     assert "ubuntu16.04-cuda8.0: skipped: the base image nvidia/cuda:8.0-cudnn5-devel" in res.stdout
     skipped = cases(junit)["ubuntu16.04-cuda8.0"].find("skipped")
     assert skipped is not None and "cannot be pulled" in skipped.get("message", "")
+
+
+def test_a_compile_hits_the_cache_from_an_image_shell(tmp_path, monkeypatch):
+    """Why the image's compile once missed the host's ccache, fixed in build's environment:
+    ccache hashes LANG, which a host shell sets and an image does not. Two real compiles
+    through ccache, as `caffedoc build` runs them: in the host's work folder with
+    LANG=C.UTF-8 and one venv's include folder, then in another work folder with no LANG
+    and another venv's (as in the image): the second is a preprocessor-mode hit; a third
+    like the second, a direct hit."""
+    if not (shutil.which("ccache") and shutil.which("c++")):
+        pytest.skip("needs ccache and a C++ compiler")
+    cache = tmp_path / "ccache"
+    monkeypatch.setenv("CAFFEDOC_CCACHE_DIR", str(cache))
+    counters = []
+    for n, (lang, venv) in enumerate([("C.UTF-8", "host-venv"), (None, "opt"), (None, "opt")]):
+        work = tmp_path / f"work{n}"
+        (work / "src").mkdir(parents=True)
+        (tmp_path / venv / "include").mkdir(parents=True, exist_ok=True)
+        (work / "src" / "blob.cpp").write_text("#include <vector>\nint f() { return 7; }\n")
+        if lang:
+            monkeypatch.setenv("LANG", lang)
+        else:
+            monkeypatch.delenv("LANG", raising=False)
+        env = build_env(SimpleNamespace(workdir=work))  # only its work folder is read
+        argv = ["ccache", "c++", "-O2", "-I", str(tmp_path / venv / "include"), "-c",
+                str(work / "src" / "blob.cpp"), "-o", str(work / "blob.o")]  # fmt: skip
+        done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        stats = subprocess.run(["ccache", "--print-stats"], env=env, capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+        counters.append(dict(line.split("\t") for line in stats.splitlines()))
+    first, second, third = counters
+    assert first["cache_miss"] == "1"
+    assert second["preprocessed_cache_hit"] == "1" and second["cache_miss"] == "1", second
+    assert third["direct_cache_hit"] == "1", third

@@ -72,6 +72,7 @@ def test_the_wheel_is_named_tagged_and_declares_its_needs(cpu_wheel, tmp_path):
     bundled = made["bundled"]
     assert any(n.startswith("libopenblas") for n in bundled)
     assert not any(n.startswith(("libpython", "libc.so", "libstdc++")) for n in bundled)
+    assert all(n.startswith("lib") and ".so" in n for n in bundled), bundled  # files only
     assert made["size"] == wheel.stat().st_size and made["installed"] > made["size"]
     # The minimal OpenCV with the system's JPEG and PNG decoders; no GDAL, no X, and no
     # shared libprotobuf (linked in statically, its symbols hidden).

@@ -312,7 +312,8 @@ def needed_of(elf: Path) -> list[str]:
 def describe(wheel: Path) -> Wheel:
     with zipfile.ZipFile(wheel) as z:
         infos = z.infolist()
-    bundled = sorted(Path(i.filename).name for i in infos if i.filename.startswith("caffe.libs/"))
+    bundled = sorted(Path(i.filename).name for i in infos
+                     if i.filename.startswith("caffe.libs/") and not i.is_dir())  # fmt: skip
     tag = wheel.stem.rsplit("-", 1)[-1]
     return Wheel(wheel, wheel.stat().st_size, sum(i.file_size for i in infos), tag,
                  tuple(bundled))  # fmt: skip
