@@ -28,8 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from caffedoc import shellwords
 
 DEFAULT_TIMEOUT = 20.0
@@ -307,11 +305,14 @@ def _stop(proc: subprocess.Popen, out: _Capped, err: _Capped) -> None:
 def _kill_all(proc: subprocess.Popen) -> None:
     """SIGKILL the child's process group, its session, its descendants and every
     process holding one of its pipes (which a `setsid` grandchild escapes to)."""
+    import psutil  # only here: every check starts a child before it needs psutil
+
     pids = {proc.pid}
     with contextlib.suppress(psutil.Error):
         pids.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
-    pids.update(_in_session(proc.pid))
-    pids.update(_holding(proc))
+    running = psutil.pids()
+    pids.update(_in_session(proc.pid, running))
+    pids.update(_holding(proc, running))
     pids.discard(os.getpid())
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -320,10 +321,10 @@ def _kill_all(proc: subprocess.Popen) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _in_session(sid: int) -> set[int]:
+def _in_session(sid: int, running: list[int]) -> set[int]:
     """The processes of the session the child leads (it was started in a new one)."""
     found = set()
-    for pid in psutil.pids():
+    for pid in running:
         try:
             if os.getsid(pid) == sid:
                 found.add(pid)
@@ -332,7 +333,7 @@ def _in_session(sid: int) -> set[int]:
     return found
 
 
-def _holding(proc: subprocess.Popen) -> set[int]:
+def _holding(proc: subprocess.Popen, running: list[int]) -> set[int]:
     """The processes with one of the child's pipes open, found in /proc."""
     pipes = set()
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
@@ -341,7 +342,7 @@ def _holding(proc: subprocess.Popen) -> set[int]:
     found: set[int] = set()
     if not pipes:
         return found
-    for pid in psutil.pids():
+    for pid in running:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:

@@ -146,7 +146,7 @@ def test_a_hanging_interpreter_is_named_not_green(tmp_path, how):
     # As --python it must first pass the option's own check, then hang on the probes.
     hang = _script(
         tmp_path / "bin" / "python3",
-        '#!/bin/sh\ncase "$2" in *hexversion*) echo 50988528 ;; *) exec '
+        '#!/bin/sh\ncase "$*" in *hexversion*) echo 50988528 ;; *) exec '
         + " ".join(sleep)
         + " ;; esac\n",
     )
