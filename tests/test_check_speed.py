@@ -239,3 +239,77 @@ def test_every_tool_hanging_costs_one_timeout(tmp_path, target_python):
     )
     pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
     assert pids and not [p for p in pids if alive(p)], pids
+
+
+# ---------------------------------------------------------------- the head start
+
+
+def counting_venv(where: Path) -> tuple[Path, Path]:
+    """A venv whose numpy writes its process id to a file: one line per interpreter that
+    imported it (the forking parent, or each plain child)."""
+    pids = where / "pids"
+    init = f"import os\nopen({str(pids)!r}, 'a').write('%d\\n' % os.getpid())\n"
+    python = venv_with_numpy(where / "venv", init)
+    return python, pids
+
+
+@pytest.mark.parametrize(
+    ("args", "options"),
+    [
+        (["check"], {}),
+        (["check", "--json", "--python", "/p", "--strict"], {"--python": "/p"}),
+        (
+            ["check", "--python=/p", "--caffe", "/c", "--junit=j.xml"],
+            {"--python": "/p", "--caffe": "/c", "--junit": "j.xml"},
+        ),
+        (["check", "--require", "recipe=debian12-cpu"], None),
+        (["check", "--help"], None),
+        (["check", "--pyth", "/p"], None),
+        (["check", "--python"], None),
+        (["check", "extra"], None),
+        (["explain", "log"], None),
+        ([], None),
+    ],
+)
+def test_only_a_plain_check_command_line_gets_a_head_start(args, options):
+    from caffedoc.head_start import check_options
+
+    assert check_options(args) == options
+
+
+def test_the_check_takes_over_the_children_its_head_start_began(tmp_path, monkeypatch):
+    """`caffedoc check` as a user runs it: the import children start before the command
+    line loads, and the check uses them: one forking parent imported numpy, not two."""
+    python, pids = counting_venv(tmp_path)
+    report, _code = check_json(python, clean_env())
+    assert len(pids.read_text().split()) == 1
+    runs = report["facts"]["opencv"]["runs"]
+    assert [r["order"] for r in runs] == [["caffe", "cv2"], ["cv2", "caffe"]]
+    assert all(r["finished"] and r["imported"] == r["order"] and r["shared"] for r in runs), runs
+
+
+def test_a_head_start_for_another_context_is_not_taken(tmp_path, monkeypatch):
+    """In one process: the head start's environment differs from the check's, so the check
+    starts its own children (two parents imported numpy) and reports its own run; a line
+    the head start cannot read starts nothing."""
+    from caffedoc import head_start, probes
+    from caffedoc.options import check_context
+
+    python, pids = counting_venv(tmp_path)
+    env = clean_env()
+    monkeypatch.setattr(os, "environ", {**env, "CAFFEDOC_TEST_MARK": "head"})
+    head_start.begin(["check", "--require", "recipe=x", "--python", str(python)])
+    assert probes._head_start is None
+    head_start.begin(["check", "--python", str(python)])
+    assert probes._head_start is not None
+
+    ctx = check_context(python, None, env)  # not the head start's environment
+    report = run_check(ctx)
+
+    assert probes._head_start is None
+    runs = report.facts.get("opencv").runs
+    assert all(run.finished and run.imported == run.order for run in runs), runs
+    deadline = time.monotonic() + 20
+    while len(pids.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the head start's parent runs on, to its own end
+    assert len(pids.read_text().split()) == 2

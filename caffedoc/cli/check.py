@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from caffedoc.cli import options
+from caffedoc import options
 
 
 def check(
@@ -37,12 +37,16 @@ def check(
     Exit status: 0 no errors, 1 at least one error (or warning, with --strict; or a
     machine that differs from the --require recipe), 2 bad usage.
     """
-    from caffedoc import require as requirement
+    # What a check needs first, first: its import children start before the knowledge
+    # base, the recipes and the renderer are even imported (they load meanwhile).
     from caffedoc.check import Report, run_check
-    from caffedoc.recipes import load_all
-    from caffedoc.render import render_text
 
-    wanted = None if require is None else requirement.find(load_all(), require)
+    wanted = None
+    if require is not None:
+        from caffedoc import require as requirement
+        from caffedoc.recipes import load_all
+
+        wanted = requirement.find(load_all(), require)
     env = dict(os.environ)
     ctx = options.check_context(python, caffe, env)
     report = run_check(ctx)
@@ -53,5 +57,7 @@ def check(
         from caffedoc.junit import write
 
         write(report, junit, strict=strict)
+    from caffedoc.render import render_text
+
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else render_text(report))
     raise typer.Exit(1 if strict and report.status == "warning" else report.exit_code)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from caffedoc.cli import options
+from caffedoc import options
 from caffedoc.errors import CaffedocError
 
 WIDTH = 92

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from caffedoc.cli import options
+from caffedoc import options
 from caffedoc.errors import CaffedocError
 
 # The step takes seconds, a slow import minutes; a day bounds a typo (1e7 s is 115 days)
