@@ -15,7 +15,9 @@ import random
 import re
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,11 @@ import psutil
 import pytest
 
 from caffedoc import knowledge
+from caffedoc.build import paths
 from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream
 from caffedoc.knowledge import owners
 from tests.conftest import caffedoc
+from tests.fixtures import cuda_libs
 
 LOGS = Path(__file__).parent / "logs"
 CASES = sorted(LOGS.glob("*/*.log"))
@@ -89,6 +93,12 @@ KNOWN_MISSES = {
     # macOS ld's "Undefined symbols" of caffe::Net from an older libcaffe in /usr/local/lib:
     # the symbols say as much of a missing libcaffe as of another one found first.
     "shadowed-caffe/osx-caffe-bin-old-libcaffe-usr-local.log": "none",
+    # macOS's bare "Segmentation fault: 11" at `import caffe` under Anaconda's Python: the
+    # log names one interpreter, not the one pycaffe was built for (candidate only).
+    "interpreter-drift/osx-anaconda-import-caffe-segfault.log": "none",
+    # two attempts in one paste: ld's "cannot find -lcudnn" (which the user then fixed)
+    # comes first and is named first; OpenCV's undefined cv::imdecode follows it.
+    "opencv-build/pyfrcnn-lcudnn-then-cv-imdecode.log": "cuda-library-path",
 }
 
 
@@ -210,6 +220,13 @@ def _loader_error(tmp_path: Path, lib: str, symbol: str, *, versions: tuple[str,
             "cblas_sgemm",
             ("", ""),
             "undefined symbol: cblas_sgemm",
+            "blas-not-found",
+        ),
+        (  # MKL's vector math (a Caffe built with BLAS := mkl uses vdSub and friends)
+            "libmkl_rt.so.2",
+            "vdSub",
+            ("", ""),
+            "undefined symbol: vdSub",
             "blas-not-found",
         ),
     ],
@@ -533,6 +550,95 @@ def test_cli_bad_usage_is_one_line(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
+# Caffe's cudnnGetErrorString as released: rc3's switch ends at cuDNN 5's LICENSE_ERROR;
+# 1.0 adds cuDNN 6's RUNTIME_PREREQUISITE_MISSING behind CUDNN_VERSION_MIN(6, 0, 0).
+CAFFE_CUDNN_SWITCH = """\
+#include <cudnn.h>
+#define CUDNN_VERSION_MIN(major, minor, patch) \\
+    (CUDNN_VERSION >= (major * 1000 + minor * 100 + patch))
+const char* cudnnGetErrorString(cudnnStatus_t status) {
+  switch (status) {
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
+    case CUDNN_STATUS_ALLOC_FAILED: return "CUDNN_STATUS_ALLOC_FAILED";
+    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_INTERNAL_ERROR: return "CUDNN_STATUS_INTERNAL_ERROR";
+    case CUDNN_STATUS_INVALID_VALUE: return "CUDNN_STATUS_INVALID_VALUE";
+    case CUDNN_STATUS_ARCH_MISMATCH: return "CUDNN_STATUS_ARCH_MISMATCH";
+    case CUDNN_STATUS_MAPPING_ERROR: return "CUDNN_STATUS_MAPPING_ERROR";
+    case CUDNN_STATUS_EXECUTION_FAILED: return "CUDNN_STATUS_EXECUTION_FAILED";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+    case CUDNN_STATUS_LICENSE_ERROR: return "CUDNN_STATUS_LICENSE_ERROR";
+#if CAFFE_1_0 && CUDNN_VERSION_MIN(6, 0, 0)
+    case CUDNN_STATUS_RUNTIME_PREREQUISITE_MISSING:
+      return "CUDNN_STATUS_RUNTIME_PREREQUISITE_MISSING";
+#endif
+  }
+  return "Unknown cudnn status";
+}
+"""
+
+
+@pytest.mark.parametrize("cudnn", [cuda_libs.CUDNN_8, cuda_libs.CUDNN_13])
+@pytest.mark.parametrize(("caffe", "expected"), [("rc3", ["cudnn-version"]), ("1.0", [])])
+def test_gccs_real_switch_warnings_over_cudnns_status_enum(tmp_path, cudnn, caffe, expected):
+    """NVIDIA's real cuDNN 8 and 9 headers: a cudnn.hpp older than cuDNN 6 leaves its
+    RUNTIME_PREREQUISITE_MISSING unhandled (and then fails on its API), which names
+    cudnn-version; Caffe 1.0's warns only of later values and builds: a candidate."""
+    cuda_include = cuda_libs.CUDA / "include"
+    if not (cuda_include / "cuda_runtime.h").is_file():
+        pytest.skip(f"needs CUDA's headers in {cuda_include}")
+    with zipfile.ZipFile(cuda_libs.wheel(cudnn)) as whl:
+        headers = tuple(
+            n for n in whl.namelist() if n.startswith("nvidia/cudnn/include/") and n.endswith(".h")
+        )
+    include = cuda_libs.unpacked(cudnn, headers) / "nvidia" / "cudnn" / "include"
+    source = tmp_path / "cudnn.cpp"
+    source.write_text(CAFFE_CUDNN_SWITCH)
+    res = subprocess.run(
+        ["g++", "-Wall", f"-DCAFFE_1_0={int(caffe == '1.0')}", f"-I{cuda_include}",
+         f"-I{include}", "-c", str(source), "-o", str(tmp_path / "cudnn.o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0 and "not handled in switch" in res.stderr, res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == expected, res.stderr
+    if not expected:
+        assert result.candidate is not None and result.candidate.problem.id == "cudnn-version"
+
+
+def test_a_program_using_an_unbuilt_caffe_is_caffe_missing_not_protobuf(tmp_path, built_caffe):
+    """Caffe's real source tree before `make` has no generated caffe.pb.h: a program
+    including caffe/caffe.hpp from it fails there. That Caffe is not built; no protobuf
+    is at fault (inside Caffe's own build, protoc's version lines say when it is)."""
+    tarball = sorted(paths.sources_dir().glob("caffe_*.orig.tar.gz"))[-1]
+    with tarfile.open(tarball) as tar:
+        tar.extractall(
+            tmp_path, members=[m for m in tar.getmembers() if "include/caffe/" in m.name]
+        )
+    (caffe_hpp,) = tmp_path.glob("**/include/caffe/caffe.hpp")
+    program = tmp_path / "classify.cpp"
+    program.write_text("#include <caffe/caffe.hpp>\nint main() { return 0; }\n")
+    res = subprocess.run(
+        # -DCPU_ONLY, as a program using a CPU Caffe compiles (else it wants CUDA's headers)
+        [
+            "g++",
+            "-DCPU_ONLY",
+            f"-I{caffe_hpp.parent.parent}",
+            "-c",
+            str(program),
+            "-o",
+            str(tmp_path / "c.o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0 and "caffe/proto/caffe.pb.h" in res.stderr, res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == ["caffe-missing"], res.stderr
+
+
 # Signatures written from the sources of the messages ---------------------------
 
 CUDA_RUNTIME = {  # cudaError_t code: (its string, the problem it means for Caffe)
@@ -544,7 +650,11 @@ CUDA_RUNTIME = {  # cudaError_t code: (its string, the problem it means for Caff
     46: ("all CUDA-capable devices are busy or unavailable", "gpu-driver"),
     48: ("no kernel image is available for execution on the device", "cuda-arch"),
     100: ("no CUDA-capable device is detected", "gpu-driver"),
+    98: ("invalid device function", "cuda-arch"),  # CUDA 10 on
     209: ("no kernel image is available for execution on the device", "cuda-arch"),
+    221: ("PTX JIT compiler library not found", "gpu-driver"),
+    222: ("the provided PTX was compiled with an unsupported toolchain.", "gpu-driver"),
+    802: ("system not yet initialized", "gpu-driver"),
     999: ("unknown error", "gpu-driver"),
 }
 
@@ -558,6 +668,31 @@ def test_cuda_runtime_errors_by_number_as_caffe_prints_them(code):
     assert [f.id for f in diagnose(f"Check failed: error == cudaSuccess ({code} vs. 0)\n")][:1] == [
         expected
     ]
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [(34, "CUDA driver is a stub library"),
+     (36, "API call is not supported in the installed CUDA driver")],
+)  # fmt: skip
+def test_cuda_10s_driver_errors_count_by_their_strings_not_their_numbers(code, text):
+    """34 and 36 meant cudaErrorNotReady and cudaErrorSetOnActiveProcess before CUDA 10."""
+    line = f"F0601 common.cpp:151] Check failed: error == cudaSuccess ({code} vs. 0)  {text}\n"
+    assert [f.id for f in diagnose(line)][:1] == ["gpu-driver"]
+    assert diagnose(f"Check failed: error == cudaSuccess ({code} vs. 0)\n") == []
+
+
+def test_cudnn_and_cublas_statuses_that_are_memory_stay_unclaimed():
+    """cuDNN's ALLOC_FAILED and cuBLAS's 3 are the GPU out of memory, no install fault."""
+    for line in (
+        "F0101 cudnn_conv_layer.cpp:53] Check failed: status == CUDNN_STATUS_SUCCESS (2 vs. 0)"
+        "  CUDNN_STATUS_ALLOC_FAILED",
+        "F0101 math_functions.cu:26] Check failed: status == CUBLAS_STATUS_SUCCESS (3 vs. 0)"
+        "  CUBLAS_STATUS_ALLOC_FAILED",
+    ):
+        assert diagnose(line + "\n") == [], line
+    arch = "Check failed: status == CUBLAS_STATUS_SUCCESS (8 vs. 0)  CUBLAS_STATUS_ARCH_MISMATCH"
+    assert [f.id for f in diagnose(arch + "\n")] == ["cuda-arch"]
 
 
 @pytest.mark.parametrize("code", [2, 29])
@@ -835,6 +970,27 @@ def _real_lines(tmp: Path, owned: Owned) -> dict[str, tuple[str, str]]:
     (tmp / "Makefile").write_text(f"app: {tmp}/gone/lib{owned.stem}.so\n\ttrue\n")
     said = _tool("make", "-C", tmp)
     lines["make: No rule to make target"] = (owned.build, _line(said, "No rule to make target"))
+    if owned.symbol:  # its static archive, built without -fPIC, linked into a shared library
+        (tmp / "static").mkdir()
+        dep = tmp / "static" / "dep.cpp"
+        dep.write_text(owned.define() + 'extern "C" const char *owner() { return "owner"; }\n')
+        _gxx("-c", "-fno-pic", "-fno-pie", dep, "-o", tmp / "static" / "dep.o")
+        subprocess.run(
+            ["ar", "rcs", tmp / "static" / f"lib{owned.stem}.a", tmp / "static" / "dep.o"],
+            check=True,
+            timeout=60,
+        )
+        user = tmp / "static" / "user.cpp"
+        calls = owned.declare().replace("return ", "return (owner() != 0) + ", 1)
+        user.write_text('extern "C" const char *owner();\n' + calls)
+        said = _tool(
+            "g++", "-shared", "-fPIC", user, "-L", tmp / "static", f"-l{owned.stem}", "-o",
+            tmp / "static" / "_caffe.so",
+        )  # fmt: skip
+        lines["ld: relocation in a static archive, recompile with -fPIC"] = (
+            owned.build,
+            _line(said, "recompile with -fPIC"),
+        )
     if owned.symbol and owned.mismatch:
         caller = tmp / "caller.cpp"
         caller.write_text(owned.declare() + "int main() { return use(); }\n")
