@@ -291,6 +291,34 @@ def test_opencv4s_own_error_for_a_cxx03_build_is_named(tmp_path):
     assert [m.problem.id for m in result.matches] == ["opencv-build"], res.stderr
 
 
+def test_an_error_inside_a_dependencys_header_names_its_owner(tmp_path):
+    """The compiler's errors located inside OpenCV 4's real headers, without OpenCV's own
+    #error line (an older or newer release's headers fail as plainly): owners.py's
+    header-error form names opencv-build. A header missing from inside boost/python's
+    (pyconfig.h: Python's headers not on the include path) names no boost-python."""
+    source = tmp_path / "io.cpp"
+    source.write_text("#include <opencv2/core.hpp>\nint main() { return 0; }\n")
+    res = subprocess.run(
+        ["g++", "-std=c++03", "-I/usr/include/opencv4", "-fsyntax-only", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    inside = [
+        line
+        for line in res.stderr.splitlines()
+        if "/opencv2/" in line and ": error:" in line and "#error" not in line
+    ]
+    assert res.returncode != 0 and inside, res.stderr
+    assert _named("\n".join(inside)) == ["opencv-build"], inside
+    source.write_text("#include <boost/python.hpp>\nint main() { return 0; }\n")
+    res = subprocess.run(
+        ["g++", "-fsyntax-only", str(source)], capture_output=True, text=True, timeout=120
+    )
+    assert "boost/python/detail/wrap_python.hpp" in res.stderr and "pyconfig.h" in res.stderr
+    assert "boost-python" not in _named(res.stderr), res.stderr
+
+
 def test_every_signature_has_an_anchor():
     derived = owners.signatures()
     assert set(derived) <= set(knowledge.entries())

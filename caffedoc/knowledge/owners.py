@@ -198,6 +198,15 @@ FORMS: tuple[tuple[str, float, str], ...] = (
     ),
     ("macos-L", "build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
     ("header", "build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
+    # the compiler's error located inside one of the owner's headers: the headers found,
+    # but not of a release (or a C++ standard) this code builds with. A header missing
+    # from inside another (pyconfig.h from boost/python) says nothing of the owner.
+    (
+        "header-error",
+        "mismatch",
+        2.5,
+        r"(?:^|[\s/])(?:{header}):\d+(?::\d+)?: (?:fatal )?error: (?!\S+: No such file)",
+    ),
     ("cmake-find", "build", 3.0, r"^(?:[\s>]*\d+)?\s*Could NOT find (?:{cmake})\b"),
     (
         "cmake-config",
