@@ -99,6 +99,9 @@ KNOWN_MISSES = {
     # two attempts in one paste: ld's "cannot find -lcudnn" (which the user then fixed)
     # comes first and is named first; OpenCV's undefined cv::imdecode follows it.
     "opencv-build/pyfrcnn-lcudnn-then-cv-imdecode.log": "cuda-library-path",
+    # libprotobuf.so.8 missing for a /usr/local/caffe that came first on PYTHONPATH (the
+    # thread's finding): the lines show the missing library, not the Caffe it serves.
+    "shadowed-caffe/digits-conda-env-usr-local-caffe-libprotobuf8.log": "protobuf-version-drift",
 }
 
 
@@ -667,6 +670,43 @@ def test_a_program_using_an_unbuilt_caffe_is_caffe_missing_not_protobuf(tmp_path
     assert [m.problem.id for m in result.matches] == ["caffe-missing"], res.stderr
 
 
+@pytest.mark.parametrize("where", ["app/src/net_user.cpp", "caffe/src/caffe/layers/x.cpp"])
+def test_a_program_including_caffes_core_headers_without_caffe_is_caffe_missing(tmp_path, where):
+    """A program of the user's (OpenPose's netCaffe.cpp) includes caffe/net.hpp, not the
+    umbrella caffe.hpp: with no Caffe on the include path g++ says caffe/net.hpp is
+    missing; with Caffe's real, unbuilt source tree it is caffe.pb.h, from an include
+    chain that starts outside Caffe's tree. Both are caffe-missing. The same chain from
+    inside Caffe's own src/caffe is Caffe's own build: not claimed as caffe-missing."""
+    tarball = sorted(paths.sources_dir().glob("caffe_*.orig.tar.gz"))[-1]
+    with tarfile.open(tarball) as tar:
+        tar.extractall(
+            tmp_path, members=[m for m in tar.getmembers() if "include/caffe/" in m.name]
+        )
+    (net_hpp,) = tmp_path.glob("**/include/caffe/net.hpp")
+    program = tmp_path / where
+    program.parent.mkdir(parents=True)
+    program.write_text("#include <caffe/net.hpp>\nint main() { return 0; }\n")
+    compile_ = ["g++", "-DCPU_ONLY", "-fsyntax-only", where]
+    runs = {
+        "bare": subprocess.run(compile_, cwd=tmp_path, capture_output=True, text=True, timeout=120),
+        "unbuilt": subprocess.run(
+            [*compile_, f"-I{net_hpp.parent.parent}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ),
+    }
+    assert "caffe/net.hpp: No such file" in runs["bare"].stderr, runs["bare"].stderr
+    assert "caffe/proto/caffe.pb.h" in runs["unbuilt"].stderr, runs["unbuilt"].stderr
+    assert _named(runs["bare"].stderr) == ["caffe-missing"], runs["bare"].stderr
+    unbuilt = _named(runs["unbuilt"].stderr)
+    if where.startswith("app/"):
+        assert unbuilt == ["caffe-missing"], runs["unbuilt"].stderr
+    else:
+        assert "caffe-missing" not in unbuilt, runs["unbuilt"].stderr
+
+
 # Signatures written from the sources of the messages ---------------------------
 
 CUDA_RUNTIME = {  # cudaError_t code: (its string, the problem it means for Caffe)
@@ -696,6 +736,17 @@ def test_cuda_runtime_errors_by_number_as_caffe_prints_them(code):
     assert [f.id for f in diagnose(f"Check failed: error == cudaSuccess ({code} vs. 0)\n")][:1] == [
         expected
     ]
+
+
+@pytest.mark.parametrize("code", [3, 8, 30, 35, 38, 46, 48, 98, 100, 209, 999])
+def test_cuda_runtime_errors_by_number_as_other_wrappers_print_them(code):
+    """SYNTHETIC (no GPU here): the same cudaError_t numbers as wrappers other than Caffe's
+    CUDA_CHECK print them ("cuda api error - cudaLaunch returns 0x8"), hex or decimal."""
+    expected = CUDA_RUNTIME[code][1]
+    for line in (f"cuda api error - cudaLaunch returns 0x{code:x}", f"cudaMalloc returned {code}"):
+        assert [f.id for f in diagnose(line + "\n")][:1] == [expected], line
+    for harmless in (2, 29):  # out of memory, driver shutting down: no install fault
+        assert diagnose(f"cudaMalloc returns 0x{harmless:x}\n") == []
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,13 @@ OWNERS: tuple[Owner, ...] = (
         # Caffe found first (shadowed-caffe) as of a missing one, so it names neither.
         libraries=r"caffe(?:-nv|-d)?",
         words=r"libcaffe|/opt/caffe/",
-        headers=r"caffe/caffe\.hpp",
+        # the headers every Caffe release has (rc1 to 1.0 and the forks); a missing one
+        # is a Caffe not on the include path. Not the ones 1.0 removed (vision_layers.hpp):
+        # missing, those say the code is older than the Caffe it builds with.
+        headers=(
+            r"caffe/(?:caffe|blob|common|net|layer|layer_factory|solver|syncedmem|filler"
+            r"|data_transformer|internal_thread)\.hpp"
+        ),
         cmake=r"Caffe",
         load="caffe-library-missing",
         build="caffe-missing",
