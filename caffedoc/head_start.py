@@ -18,7 +18,7 @@ from pathlib import Path
 # and flags. `--require` is left out on purpose: its recipe is checked before anything
 # runs, so a wrong one stops the command before a child would be wasted.
 VALUED = ("--python", "--caffe", "--junit")
-FLAGS = ("--json", "--strict")
+FLAGS = ("--json", "--strict", "--no-gpu")
 
 
 def check_options(args: list[str]) -> dict[str, str] | None:
