@@ -63,6 +63,18 @@ CONTEXT_SOURCES = "sources"
 # caffedoc ccache folder as a build volume at the same place instead (`volume_ccache`).
 CCACHE = "/var/cache/caffedoc-ccache"
 CCACHE_MOUNT = f"--mount=type=cache,id=caffedoc-ccache,target={CCACHE}"
+# CUDA recipes whose toolkit comes from NVIDIA's wheels: the compile step's own caffedoc
+# cache (the unpacked toolkit, the build tree), emptied when the step ends, with caffedoc's
+# wheel cache mounted in it the way ccache is (a cache mount; buildah and podman: the host's
+# ~/.cache/caffedoc/wheels as a build volume), so no layer holds a wheel or the unpacked
+# toolkit: the build takes each pinned wheel found there by its sha256, offline, and
+# downloads only what is missing (into the mount). The install carries its CUDA libraries.
+STEP_CACHE = "/var/cache/caffedoc"
+WHEELS = f"{STEP_CACHE}/wheels"
+WHEELS_MOUNT = f"--mount=type=cache,id=caffedoc-wheels,target={WHEELS}"
+# A CUDA image's GPU targets: a build argument, by default the recipe's whole list
+# (`caffedoc docker --build RECIPE --cuda-arch 75` builds one, in a fraction of the time).
+CUDA_ARCH = "CUDA_ARCH"
 # The host's CA bundle for the build only (a TLS-intercepting proxy): a volume at this path
 # and `--build-arg PIP_CERT=` it; the final stage declares no PIP_CERT, so nothing is kept.
 HOST_CA = "/run/host-ca.crt"
@@ -184,6 +196,11 @@ def source_path(recipe: Recipe) -> str:
     return f"/src/{recipe.source.tarball}"
 
 
+def toolkit_wheels(recipe: Recipe) -> bool:
+    """Whether the build takes NVIDIA's wheels (its CUDA libraries, perhaps nvcc too)."""
+    return bool(recipe.toolkit_libraries)
+
+
 def build_command(recipe: Recipe) -> list[str]:
     wheel = ["--wheel", "--out", WHEELHOUSE] if packs_wheel(recipe) else []
     return ["caffedoc", "build", "--recipe", recipe.name, "--prefix", PREFIX,
@@ -191,16 +208,33 @@ def build_command(recipe: Recipe) -> list[str]:
             *wheel]  # fmt: skip
 
 
-def _compile(recipe: Recipe, cache: str) -> str:
+def _compile(recipe: Recipe, mounts: bool) -> list[str]:
     """The build step, ccache mounted, its counters for this compile printed after it (the
-    cache is shared: its own totals would mix every build's)."""
+    cache is shared: its own totals would mix every build's). A CUDA build is given its
+    targets and, taking NVIDIA's wheels, the step cache with the wheels mounted in it."""
     stats = f"CCACHE_STATSLOG={CCACHE_STATS}"
-    return (
-        f"RUN {cache}CAFFEDOC_CCACHE_DIR={CCACHE} {stats} {shlex.join(build_command(recipe))} \\\n"
-        f" && echo 'ccache, this compile:' \\\n"
-        f" && ({stats} ccache --show-log-stats || echo 'no counters: ccache < 4.4') \\\n"
-        f" && rm -f {CCACHE_STATS}"
-    )
+    wheels = toolkit_wheels(recipe)
+    flags = [CCACHE_MOUNT, *([WHEELS_MOUNT] if wheels else [])] if mounts else []
+    own = [f"CAFFEDOC_CACHE_DIR={STEP_CACHE}"] if wheels else []
+    env = [f"CAFFEDOC_CCACHE_DIR={CCACHE}", *own, stats]
+    command = shlex.join(build_command(recipe))
+    if wheels:
+        command += f' --cuda-arch "${CUDA_ARCH}"'
+    # Everything the step cached but the mounted wheels: none of it belongs in a layer.
+    empty = f"find {STEP_CACHE} -mindepth 1 -maxdepth 1 ! -name wheels -exec rm -rf {{}} +"
+    step = [
+        f"RUN {' '.join([*flags, *env])} {command} \\",
+        " && echo 'ccache, this compile:' \\",
+        f" && ({stats} ccache --show-log-stats || echo 'no counters: ccache < 4.4') \\",
+        f" && rm -f {CCACHE_STATS}" + (f" \\\n && {empty}" if wheels else ""),
+    ]
+    if not wheels:
+        return ["\n".join(step)]
+    return [
+        "# The GPU targets: the recipe's whole list unless --build-arg CUDA_ARCH=75 (or 7.5,8.6).",
+        f"ARG {CUDA_ARCH}={','.join(recipe.architectures)}",
+        "\n".join(step),
+    ]
 
 
 def _wheelhouse() -> str:
@@ -244,11 +278,14 @@ def _final_from_prefix(recipe: Recipe) -> list[str]:
 
 def image_commands(recipe: Recipe) -> list[list[str]]:
     """After the build: the proof against the recipe (build stage, where the recipe's
-    compiler and -dev packages are), then the final image's own proof. Strict (warnings
-    fail) where the image's hardware is there: a CUDA image built without a GPU rightly
-    warns that only CPU mode works."""
+    compiler and -dev packages are), then the final image's own proof. An image build has
+    no GPU by design, so a CUDA image's checks say so (`--no-gpu`: that its Caffe cannot
+    use a GPU there is a note, not a warning). Strict (warnings fail) for the recipes
+    caffedoc builds whole, CPU ones and those taking NVIDIA's wheels; the reported CUDA
+    images on NVIDIA's old base images have never been checked so, and are not held to it."""
     python = f"{PYCAFFE}/bin/python"
-    strict = ["--strict"] if recipe.kind == "cpu" else []
+    strict = ["--strict"] if recipe.kind == "cpu" or toolkit_wheels(recipe) else []
+    strict += ["--no-gpu"] if recipe.kind == "cuda" else []
     return [
         ["caffedoc", "check", *strict, "--python", python, "--require", f"recipe={recipe.name}"],
         ["caffedoc", "check", *strict, "--python", python],
@@ -281,7 +318,8 @@ def header(recipe: Recipe) -> list[str]:
 
 def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
     """The Dockerfile for one recipe: a pure function of it, so output is reproducible.
-    `ccache_volume`: the engine mounts the ccache folder itself (buildah, podman)."""
+    `ccache_volume`: the engine mounts the cache folders itself (buildah, podman): ccache,
+    and NVIDIA's wheels for a CUDA recipe."""
     if not has_image(recipe):
         raise CaffedocError(f"recipe {recipe.name} is known to be bad: it gets no image")
     manager = recipe.manager()
@@ -289,7 +327,6 @@ def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
     base, final = recipe.base_image, runtime_image(recipe.base_image)
     setup = ["ca-certificates", _interpreter_package(recipe)]
     setup += ["virtualenv", *PYCAFFE_APT_PY2] if _py2(recipe) else ["python3-venv"]
-    cache = "" if ccache_volume else f"{CCACHE_MOUNT} "
     tarball = recipe.source.tarball
     uv = [] if distro_python(recipe) else [f"FROM {UV_IMAGE} AS uv", ""]
     wheel = packs_wheel(recipe)
@@ -310,7 +347,7 @@ def render(recipe: Recipe, *, ccache_volume: bool = False) -> str:
         "# `caffedoc build` checks its sha256 against the recipe.",
         f"COPY {CONTEXT_SOURCES}/{tarball} {source_path(recipe)}",
         *_caffedoc_env(recipe),
-        _compile(recipe, cache),
+        *_compile(recipe, not ccache_volume),
         "RUN " + shlex.join(require),
         _wheelhouse() if wheel else f"RUN {shlex.join(RUNTIME_COMMAND)} > {RUNTIME_LIST}",
         "",

@@ -27,11 +27,14 @@ COPY caffedoc /src/caffedoc
 RUN python3 -m venv /opt/caffedoc \
  && /opt/caffedoc/bin/pip install --no-cache-dir /src/caffedoc \
  && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
-RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe current-gpu-cuda13 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz \
+# The GPU targets: the recipe's whole list unless --build-arg CUDA_ARCH=75 (or 7.5,8.6).
+ARG CUDA_ARCH=75,80,86,89,90,100,120
+RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache --mount=type=cache,id=caffedoc-wheels,target=/var/cache/caffedoc/wheels CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CAFFEDOC_CACHE_DIR=/var/cache/caffedoc CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe current-gpu-cuda13 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz --cuda-arch "$CUDA_ARCH" \
  && echo 'ccache, this compile:' \
  && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
- && rm -f /tmp/caffedoc-ccache-stats
-RUN caffedoc check --python /opt/pycaffe/bin/python --require recipe=current-gpu-cuda13
+ && rm -f /tmp/caffedoc-ccache-stats \
+ && find /var/cache/caffedoc -mindepth 1 -maxdepth 1 ! -name wheels -exec rm -rf {} +
+RUN caffedoc check --strict --no-gpu --python /opt/pycaffe/bin/python --require recipe=current-gpu-cuda13
 RUN caffedoc docker --runtime-packages /opt/caffe > /opt/caffe-runtime-packages
 
 FROM debian:12
@@ -46,6 +49,6 @@ COPY --from=build /opt/pycaffe /opt/pycaffe
 COPY --from=build /opt/caffe /opt/caffe
 RUN ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
 ENV PATH=/opt/pycaffe/bin:$PATH
-RUN caffedoc check --python /opt/pycaffe/bin/python
+RUN caffedoc check --strict --no-gpu --python /opt/pycaffe/bin/python
 RUN caffedoc smoke --python /opt/pycaffe/bin/python --cpu
 CMD ["caffedoc", "check", "--python", "/opt/pycaffe/bin/python"]

@@ -34,7 +34,7 @@ RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache CAFF
  && echo 'ccache, this compile:' \
  && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
  && rm -f /tmp/caffedoc-ccache-stats
-RUN caffedoc check --python /opt/pycaffe/bin/python --require recipe=ubuntu18.04-cuda10.0
+RUN caffedoc check --no-gpu --python /opt/pycaffe/bin/python --require recipe=ubuntu18.04-cuda10.0
 RUN caffedoc docker --runtime-packages /opt/caffe > /opt/caffe-runtime-packages
 
 FROM nvidia/cuda:10.0-cudnn7-runtime-ubuntu18.04
@@ -50,6 +50,6 @@ COPY --from=build /opt/pycaffe /opt/pycaffe
 COPY --from=build /opt/caffe /opt/caffe
 RUN ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
 ENV PATH=/opt/pycaffe/bin:$PATH
-RUN caffedoc check --python /opt/pycaffe/bin/python
+RUN caffedoc check --no-gpu --python /opt/pycaffe/bin/python
 RUN caffedoc smoke --python /opt/pycaffe/bin/python --cpu
 CMD ["caffedoc", "check", "--python", "/opt/pycaffe/bin/python"]

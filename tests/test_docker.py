@@ -134,7 +134,11 @@ def test_structure(recipe):
     # The build stage builds exactly this recipe, from that source, into the prefix the
     # final stage takes, with ccache in a cache mount.
     [build_run] = [a for w, a in build if w == "RUN" and " caffedoc build " in a]
-    assert build_run.startswith(f"{docker.CCACHE_MOUNT} CAFFEDOC_CCACHE_DIR={docker.CCACHE} ")
+    mounts = [
+        docker.CCACHE_MOUNT,
+        *([docker.WHEELS_MOUNT] if docker.toolkit_wheels(recipe) else []),
+    ]
+    assert build_run.startswith(f"{' '.join(mounts)} CAFFEDOC_CCACHE_DIR={docker.CCACHE} ")
     build_argv = caffedoc_commands("\n".join(f"{w} {a}" for w, a in build))
     assert ["caffedoc", "build", "--recipe", recipe.name] == build_argv[0][:4]
     assert build_argv[0][build_argv[0].index("--prefix") + 1] == docker.PREFIX
@@ -163,7 +167,8 @@ def test_structure(recipe):
     runs = [a for w, a in final if w == "RUN"]
     assert any(a.endswith(docker.LINK) for w, a in final if w == "RUN")
     assert ("ENV", f"PATH={docker.PYCAFFE}/bin:$PATH") in final
-    strict = "--strict " if recipe.kind == "cpu" else ""
+    strict = "--strict " if recipe.kind == "cpu" or docker.toolkit_wheels(recipe) else ""
+    strict += "--no-gpu " if recipe.kind == "cuda" else ""
     assert runs[-2] == f"caffedoc check {strict}--python /opt/pycaffe/bin/python"
     assert runs[-1] == "caffedoc smoke --python /opt/pycaffe/bin/python --cpu"
     assert f"--require recipe={recipe.name}" in text  # the build stage is held to its recipe

@@ -52,6 +52,14 @@ def docker(
     junit: Annotated[
         Optional[Path], typer.Option(metavar="FILE", help="With --build: JUnit XML for CI.")
     ] = None,
+    cuda_arch: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="LIST",
+            help="With --build: a CUDA image's GPU targets only (75, or 7.5,8.6; default: the "
+            "recipe's whole list), tagged caffe:RECIPE-sm75.",
+        ),
+    ] = None,
 ) -> None:
     """Write a verification image's Dockerfile for each recipe (none for a known-bad one),
     or with --build build and verify the images with the engine present.
@@ -68,12 +76,12 @@ def docker(
     from caffedoc.recipes import load_all
 
     if build:
-        _build(names or [], engine, base_from_debootstrap, source, file, junit)
+        _build(names or [], engine, base_from_debootstrap, source, file, junit, cuda_arch)
         return
-    if names or engine or base_from_debootstrap or source or file or junit:
+    if names or engine or base_from_debootstrap or source or file or junit or cuda_arch:
         raise CaffedocError(
-            "RECIPE, --engine, --base-from-debootstrap, --source, --file and --junit go "
-            "with --build"
+            "RECIPE, --engine, --base-from-debootstrap, --source, --file, --junit and "
+            "--cuda-arch go with --build"
         )
     if runtime_packages is not None:
         if recipe is not None:
@@ -105,8 +113,10 @@ def _build(
     source: Optional[Path],
     file: Optional[Path],
     junit: Optional[Path],
+    cuda_arch: Optional[str],
 ) -> None:
     from caffedoc import docker as images
+    from caffedoc.build import arches
     from caffedoc.images import engine as engines
     from caffedoc.images import verify
     from caffedoc.recipes import load_all
@@ -121,6 +131,13 @@ def _build(
     for r in chosen:
         if not images.has_image(r):
             raise CaffedocError(f"recipe {r.name} is known to be bad ({r.reason}): no image")
+    targets = arches.parse(cuda_arch) if cuda_arch is not None else ()
+    fixed = [r.name for r in chosen if not images.toolkit_wheels(r)]
+    if targets and fixed:
+        raise CaffedocError(
+            f"--cuda-arch: recipe {fixed[0]} takes no GPU targets (a CPU recipe, or one whose "
+            "CMake options fix them)"
+        )
     if file is not None and len(chosen) != 1:
         raise CaffedocError("--file builds one recipe's image: name exactly one RECIPE")
     if file is not None and not file.is_file():
@@ -133,8 +150,9 @@ def _build(
     typer.echo(f"engine: {found.name} ({found.path})")
     results = []
     for r in chosen:
-        typer.echo(f"{r.name}: building {verify.tag_of(r)} …")
-        done = verify.build(found, r, make_bases=make_bases, source=source, dockerfile=file)
+        typer.echo(f"{r.name}: building {verify.tag_of(r, targets)} …")
+        done = verify.build(found, r, make_bases=make_bases, source=source, dockerfile=file,
+                            cuda_arch=targets)  # fmt: skip
         typer.echo(done.line() + (f"\n  log: {done.log}" if done.log else ""))
         results.append(done)
     if junit is not None:

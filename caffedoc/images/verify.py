@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caffedoc import docker
-from caffedoc.build import paths
+from caffedoc.build import paths, toolkit
 from caffedoc.errors import CaffedocError
 from caffedoc.images import base, context
 from caffedoc.images.engine import Engine
@@ -52,8 +52,9 @@ def host_ca() -> Path | None:
     return SYSTEM_CA if SYSTEM_CA.is_file() else None
 
 
-def tag_of(recipe: Recipe) -> str:
-    return f"caffe:{recipe.name}"
+def tag_of(recipe: Recipe, cuda_arch: tuple[str, ...] = ()) -> str:
+    """caffe:NAME; an image built for some GPU targets only says which (-sm75)."""
+    return f"caffe:{recipe.name}" + "".join(f"-sm{a}" for a in cuda_arch)
 
 
 def missing_bases(engine: Engine, recipe: Recipe, make_bases: bool) -> str | None:
@@ -80,9 +81,11 @@ def build(
     make_bases: bool = False,
     source: Path | None = None,
     dockerfile: Path | None = None,
+    cuda_arch: tuple[str, ...] = (),
 ) -> Built:
-    """Build and prove `recipe`'s image with `engine`."""
-    tag = tag_of(recipe)
+    """Build and prove `recipe`'s image with `engine`; a CUDA image for `cuda_arch` only
+    when given (the Dockerfile's CUDA_ARCH build argument)."""
+    tag = tag_of(recipe, cuda_arch)
     logs = paths.cache_root() / "images"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{recipe.name}.log"
@@ -100,6 +103,12 @@ def build(
         else:
             file.write_text(docker.render(recipe, ccache_volume=engine.volumes))
         volumes, args = {}, {}
+        if cuda_arch:
+            args[docker.CUDA_ARCH] = ",".join(cuda_arch)
+        if engine.volumes and docker.toolkit_wheels(recipe):
+            wheels = toolkit.wheel_dir()
+            wheels.mkdir(parents=True, exist_ok=True)
+            volumes[str(wheels)] = docker.WHEELS
         if engine.volumes:
             ccache = paths.ccache_dir()
             ccache.mkdir(parents=True, exist_ok=True)
