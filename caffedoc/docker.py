@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from caffedoc import host, platform
+from caffedoc import host, platform, pycaffe
 from caffedoc.build.install import elf_files
 from caffedoc.errors import CaffedocError
 from caffedoc.recipes import BUILDABLE, Recipe
@@ -81,8 +81,6 @@ HOST_CA = "/run/host-ca.crt"
 # caffedoc on PATH without its environment's python3 there: `python`, `pip` and `python3`
 # stay pycaffe's, so a check sees no second interpreter on PATH.
 LINK = f"ln -s {TOOL}/bin/caffedoc /usr/local/bin/caffedoc"
-# What pycaffe imports besides itself (caffe/__init__.py, io.py, pycaffe.py).
-PYCAFFE_PIP = ("numpy", "six", "protobuf", "scikit-image", "scipy")
 # On Python 2.7 platforms the distro's builds (pip has left 2.7 behind); its numpy is also
 # the one whose headers sit in Python's include folder, where CMake looks first.
 PYCAFFE_APT_PY2 = (
@@ -164,9 +162,12 @@ def _pycaffe_env(recipe: Recipe) -> list[str]:
         return [
             f"RUN virtualenv --system-site-packages -p python{recipe.python} {PYCAFFE}",
         ]
+    # What pycaffe imports, as `caffedoc build` would install it: beside the old
+    # descriptor-style caffe_pb2.py of a protoc before 3.20 (Debian 11), protobuf <= 3.20.3.
+    wants = shlex.join(pycaffe.requirements(pycaffe.pip_names(), recipe.protobuf))
     return [
         f"RUN python{recipe.python} -m venv {PYCAFFE} \\\n"
-        f" && {PYCAFFE}/bin/python -m pip install --no-cache-dir {' '.join(PYCAFFE_PIP)}",
+        f" && {PYCAFFE}/bin/python -m pip install --no-cache-dir {wants}",
     ]
 
 

@@ -18,7 +18,7 @@ RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.
  && apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 python3-venv build-essential cmake ccache pkg-config patch patchelf libprotobuf-dev protobuf-compiler libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev libopencv-dev liblmdb-dev libleveldb-dev libsnappy-dev python3-dev
 RUN python3 -m venv /opt/pycaffe \
- && /opt/pycaffe/bin/python -m pip install --no-cache-dir numpy six protobuf scikit-image scipy
+ && /opt/pycaffe/bin/python -m pip install --no-cache-dir numpy protobuf six scipy scikit-image
 ENV PATH=/opt/pycaffe/bin:$PATH
 # The source the recipe verifies (Debian's orig tarball), from the build context;
 # `caffedoc build` checks its sha256 against the recipe.
