@@ -1,13 +1,19 @@
-"""Benchmark the CUDA 13 image for one GPU target: a first build, then a cached rebuild (one run).
+"""Benchmark the CUDA 13 image for one GPU target: first build, rebuilds (one run).
 
 `caffedoc docker --build current-gpu-cuda13 --cuda-arch 75 --engine buildah
---base-from-debootstrap`, twice, from this checkout. The first build is as cold as the
-machine allows: it reports how many of its steps buildah took from its layer cache (0 on
-a machine that never built the image) and the compile's ccache counters (caffedoc's ccache
-is shared with `caffedoc build` here; the image's nvcc is the wheels', so its CUDA objects
-miss unless an image compiled them before). The second build changes nothing: every step
-should come from buildah's cache. Reported: seconds, steps from cache, ccache counters, the
-final image's size and the build stage's (buildah's sizes; vfs storage here).
+--base-from-debootstrap`, three times, each from a copy of this checkout taken at the start
+(another engineer's edit of the shared tree would otherwise change the build context):
+
+1. first: as cold as the machine allows; it reports how many of its steps buildah took
+   from its layer cache and the compile's ccache counters (caffedoc's ccache is shared
+   with `caffedoc build` here; the image's nvcc is the wheels', so its CUDA objects miss
+   unless an image compiled them before);
+2. changed: caffedoc differs by one comment line, which invalidates every layer from
+   `COPY caffedoc` on: the compile runs again, from the ccache the first one filled;
+3. unchanged: the same context again: every step from buildah's cache.
+
+Reported for each: seconds, steps from cache, ccache counters, the final image's size and
+the build stage's (buildah's sizes; vfs storage here).
 
 Usage (root, buildah, NVIDIA's wheels in caffedoc's cache):
     python benchmarks/image_cuda.py [--cuda-arch 75]
@@ -18,12 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CHECKOUT = ("pyproject.toml", "README.md", "caffedoc", "recipes")
 RECIPE = "current-gpu-cuda13"
 COUNTER = re.compile(r"^\s*(Hits|Misses|Direct|Preprocessed|Cacheable calls):\s+(\d+)", re.M)
 COMMITTED = re.compile(r"^--> ([0-9a-f]{11})$", re.M)
@@ -36,12 +45,23 @@ def size(image: str) -> str:
     return res.stdout.strip() or f"unknown ({res.stderr.strip()})"
 
 
-def build(arch: str) -> dict[str, object]:
+def snapshot(where: Path) -> Path:
+    """A copy of the checkout (what the image's build context is made from)."""
+    for name in CHECKOUT:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, where / name)
+    return where
+
+
+def build(checkout: Path, arch: str) -> dict[str, object]:
     """One image build: seconds, steps from cache, ccache counters, sizes."""
     argv = [sys.executable, "-m", "caffedoc", "docker", "--build", RECIPE, "--cuda-arch", arch,
             "--engine", "buildah", "--base-from-debootstrap"]  # fmt: skip
     start = time.monotonic()
-    res = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(argv, cwd=checkout, capture_output=True, text=True)
     seconds = time.monotonic() - start
     log = (Path.home() / ".cache" / "caffedoc" / "images" / f"{RECIPE}.log").read_text()
     if res.returncode != 0:
@@ -64,14 +84,19 @@ def main() -> None:
     parser.add_argument("--cuda-arch", default="75")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}", flush=True)
-    first = build(args.cuda_arch)
-    print(f"first build: {first}", flush=True)
-    print(f"load average: {os.getloadavg()}", flush=True)
-    again = build(args.cuda_arch)
-    print(f"cached rebuild: {again}", flush=True)
-    ratio = first["seconds"] / max(again["seconds"], 1)  # type: ignore[operator]
-    print(f"ratio first/cached: {ratio:.1f}")
-    print(f"load average at end: {os.getloadavg()}")
+    seconds: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="image-cuda-") as scratch:
+        copy = snapshot(Path(scratch))
+        for name in ("first", "changed", "unchanged"):
+            if name == "changed":
+                init = copy / "caffedoc" / "__init__.py"
+                init.write_text(init.read_text() + f"# image benchmark: {time.time_ns()}\n")
+            run = build(copy, args.cuda_arch)
+            seconds[name] = max(int(str(run["seconds"])), 1)
+            print(f"{name}: {run}", flush=True)
+            print(f"load average: {os.getloadavg()}", flush=True)
+    print(f"ratio first/changed: {seconds['first'] / seconds['changed']:.1f}, "
+          f"first/unchanged: {seconds['first'] / seconds['unchanged']:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
