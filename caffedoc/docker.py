@@ -216,7 +216,9 @@ def _compile(recipe: Recipe, mounts: bool) -> list[str]:
     stats = f"CCACHE_STATSLOG={CCACHE_STATS}"
     wheels = toolkit_wheels(recipe)
     flags = [CCACHE_MOUNT, *([WHEELS_MOUNT] if wheels else [])] if mounts else []
-    own = [f"CAFFEDOC_CACHE_DIR={STEP_CACHE}"] if wheels else []
+    # The step unpacks the toolkit afresh each time, so nvcc's mtime is new in every image
+    # build: ccache then knows the compiler by its content, else every .cu file misses.
+    own = [f"CAFFEDOC_CACHE_DIR={STEP_CACHE}", "CCACHE_COMPILERCHECK=content"] if wheels else []
     env = [f"CAFFEDOC_CCACHE_DIR={CCACHE}", *own, stats]
     command = shlex.join(build_command(recipe))
     if wheels:

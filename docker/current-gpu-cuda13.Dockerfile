@@ -29,7 +29,7 @@ RUN python3 -m venv /opt/caffedoc \
  && ln -s /opt/caffedoc/bin/caffedoc /usr/local/bin/caffedoc
 # The GPU targets: the recipe's whole list unless --build-arg CUDA_ARCH=75 (or 7.5,8.6).
 ARG CUDA_ARCH=75,80,86,89,90,100,120
-RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache --mount=type=cache,id=caffedoc-wheels,target=/var/cache/caffedoc/wheels CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CAFFEDOC_CACHE_DIR=/var/cache/caffedoc CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe current-gpu-cuda13 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz --cuda-arch "$CUDA_ARCH" \
+RUN --mount=type=cache,id=caffedoc-ccache,target=/var/cache/caffedoc-ccache --mount=type=cache,id=caffedoc-wheels,target=/var/cache/caffedoc/wheels CAFFEDOC_CCACHE_DIR=/var/cache/caffedoc-ccache CAFFEDOC_CACHE_DIR=/var/cache/caffedoc CCACHE_COMPILERCHECK=content CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats caffedoc build --recipe current-gpu-cuda13 --prefix /opt/caffe --python /opt/pycaffe/bin/python --source /src/caffe_1.0.0+git20180821.99bd997.orig.tar.gz --cuda-arch "$CUDA_ARCH" \
  && echo 'ccache, this compile:' \
  && (CCACHE_STATSLOG=/tmp/caffedoc-ccache-stats ccache --show-log-stats || echo 'no counters: ccache < 4.4') \
  && rm -f /tmp/caffedoc-ccache-stats \
