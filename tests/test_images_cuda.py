@@ -85,6 +85,8 @@ def test_the_cuda13_compile_step_takes_the_wheels_from_a_mount_and_its_targets_f
     compile_step = lines[arg + 1]
     assert compile_step.startswith(f"RUN {docker.CCACHE_MOUNT} {docker.WHEELS_MOUNT} ")
     assert f"CAFFEDOC_CACHE_DIR={docker.STEP_CACHE} " in compile_step
+    # The toolkit is unpacked afresh in every build: ccache must know nvcc by its content.
+    assert " CCACHE_COMPILERCHECK=content " in compile_step
     assert compile_step.endswith(f'--cuda-arch "${docker.CUDA_ARCH}" \\')
     # The step empties its own cache but the mounted wheels: no layer keeps the toolkit.
     step_end = next(i for i in range(arg + 1, len(lines)) if not lines[i].endswith("\\"))
