@@ -258,6 +258,7 @@ def counting_venv(where: Path) -> tuple[Path, Path]:
     [
         (["check"], {}),
         (["check", "--json", "--python", "/p", "--strict"], {"--python": "/p"}),
+        (["check", "--strict", "--no-gpu", "--python", "/p"], {"--python": "/p"}),
         (
             ["check", "--python=/p", "--caffe", "/c", "--junit=j.xml"],
             {"--python": "/p", "--caffe": "/c", "--junit": "j.xml"},
