@@ -16,6 +16,12 @@ holds one (derived from the pattern itself); one Aho-Corasick pass over a chunk
 finds the lines holding any anchor, and only those are decoded and matched.
 Each signature keeps only its first few lines as evidence, and its anchors are
 dropped once it has them.
+
+GNU ld, gcc, make and glibc print their messages translated where LANG asks
+(ld's "cannot find -lopenblas" in Chinese is `找不到 -lopenblas`). Before
+matching, a line holding one of those translations is read back into English,
+from the table generated out of the tools' own catalogs
+(`caffedoc.knowledge.translations`), so every signature covers every locale.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import ahocorasick_rs
 
 from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity, finding
-from caffedoc.knowledge import owners
+from caffedoc.knowledge import owners, translations
 
 try:  # the regular-expression parser: public as sre_parse until Python 3.11
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -245,6 +251,52 @@ class _Anchors:
             yield start, end, [found[i] for i in sorted(found)]
 
 
+class _English:
+    """The tools' translated messages in a chunk, read back into English, line by line.
+
+    One Aho-Corasick pass (over the translations' own literals, exact case) finds
+    the lines holding any; only those are decoded and rewritten, longest message
+    first so that gcc's "fatal error: " is read before its "error: ". Newlines are
+    never added or removed, so line numbers hold.
+    """
+
+    def __init__(self) -> None:
+        rules = sorted({(p, r) for _, _, p, r in translations.MESSAGES}, key=lambda x: -len(x[0]))
+        self.rules = [(re.compile(p), r) for p, r in rules]
+        by_key: dict[bytes, set[int]] = {}
+        for index, (pattern, _) in enumerate(self.rules):
+            for literal in anchors(pattern):
+                by_key.setdefault(literal.encode("utf-8"), set()).add(index)
+        keys = list(by_key)
+        self.rules_of = [sorted(by_key[k]) for k in keys]
+        self.first = ahocorasick_rs.BytesAhoCorasick(keys, matchkind=_LEFTMOST)
+        self.every = ahocorasick_rs.BytesAhoCorasick(keys)
+
+    def __call__(self, text: bytes) -> bytes:
+        out, done = [], 0
+        for _, pos, _ in self.first.find_matches_as_indexes(text):
+            if pos < done:
+                continue
+            start = text.rfind(b"\n", 0, pos) + 1
+            end = text.find(b"\n", pos)
+            end = len(text) if end == -1 else end
+            found = set()
+            for key, _, _ in self.every.find_matches_as_indexes(text[start:end], overlapping=True):
+                found.update(self.rules_of[key])
+            line = text[start:end].decode("utf-8", "replace")
+            for index in sorted(found):
+                pattern, english = self.rules[index]
+                line = pattern.sub(english, line)
+            out += [text[done:start], line.encode("utf-8")]
+            done = end
+        return b"".join(out) + text[done:] if out else text
+
+
+@functools.cache
+def _english() -> _English:
+    return _English()
+
+
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:
     """The stream's bytes as UTF-8 where it is UTF-16 (PowerShell's `>` writes that)."""
     block = stream.read(CHUNK_BYTES)
@@ -308,7 +360,7 @@ class _Scan:
         return len(self.hits.get(sig.index, ())) >= EVIDENCE_PER_SIGNATURE
 
     def feed(self, raw: bytes) -> None:
-        text = _clean(raw)
+        text = _english()(_clean(raw))
         low = text.lower()
         offset, line_no, filled = 0, self.lines, False
         for start, end, candidates in self.anchors.lines(low):

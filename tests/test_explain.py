@@ -27,7 +27,7 @@ import pytest
 from caffedoc import knowledge
 from caffedoc.build import paths
 from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream
-from caffedoc.knowledge import owners
+from caffedoc.knowledge import owners, translations
 from tests.conftest import caffedoc
 from tests.fixtures import cuda_libs
 
@@ -1229,3 +1229,132 @@ def test_protobuf_headers_refusing_the_build_standard_name_protobuf(tmp_path):
     assert res.returncode != 0 and "/google/protobuf/" in res.stderr
     ours = "\n".join(line for line in res.stderr.splitlines() if "/google/protobuf/" in line)
     assert _named(ours)[:1] == ["protobuf-version-drift"], ours
+
+
+# The tools' translated messages, produced for real: ld, make and glibc print them from
+# the catalogs installed here (binutils-common, make, libc-l10n) when LANGUAGE asks, the
+# C.UTF-8 locale letting LANGUAGE choose (no locale needs generating). Each must name the
+# same finding as the English message does.
+
+TRANSLATED = ("zh_CN", "zh_TW", "ja", "ko", "ru", "de", "es", "fr", "pt_BR", "it")
+
+
+def _in(language: str, domain: str, argv: list[str | Path], cwd: Path) -> str:
+    """stderr of `argv` under LANGUAGE=`language`; skipped where its catalog is absent."""
+    if (
+        language != "C"
+        and not Path(f"/usr/share/locale/{language}/LC_MESSAGES/{domain}.mo").is_file()
+    ):
+        pytest.skip(f"no {domain} catalog for {language} on this machine")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "LANGUAGE": language}
+    res = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode != 0, res
+    return res.stderr
+
+
+def _translated(tmp_path: Path, domain: str, language: str, argv: list[str | Path]) -> str:
+    english, translated = (_in(lang, domain, argv, tmp_path) for lang in ("C", language))
+    if translated == english:
+        pytest.skip(f"{domain} has no {language} translation of this message")
+    return translated
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_ld_cannot_find_l_translated_names_the_library_owner(tmp_path, language):
+    (tmp_path / "u.c").write_text("int main(void) { return 0; }\n")
+    # -nostdlib for ld: only the (empty) directory given is searched, whatever is installed
+    argv = ["gcc", "u.c", "-o", "u", "-Wl,-nostdlib", "-L.", "-lopenblas_caffedoc"]
+    assert diagnose(_translated(tmp_path, "ld", language, argv))[0].id == "blas-not-found"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_ld_undefined_reference_translated_names_opencv(tmp_path, language):
+    (tmp_path / "io.cpp").write_text(
+        "#include <string>\nnamespace cv { int imread(const std::string&, int); }\n"
+        'int main() { return cv::imread("x.jpg", 1); }\n'
+    )
+    out = _translated(tmp_path, "ld", language, ["g++", "io.cpp", "-o", "io"])
+    if "undefined reference" in out:
+        pytest.skip(f"this ld's {language} catalog lacks its current wording of the message")
+    assert diagnose(out)[0].id == "opencv-build"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_make_no_rule_translated_names_hdf5(tmp_path, language):
+    (tmp_path / "Makefile").write_text("all: lib/libhdf5_hl.so\n\ttrue\n")
+    out = _translated(tmp_path, "make", language, ["make"])
+    assert diagnose(out)[0].id == "hdf5-not-found"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_gcc_missing_header_with_translated_strerror_names_hdf5(tmp_path, language):
+    (tmp_path / "hdf5.cpp").write_text('#include "hdf5.h"\n')
+    out = _translated(tmp_path, "libc", language, ["g++", "-c", "hdf5.cpp"])
+    assert "No such file or directory" not in out
+    assert diagnose(out)[0].id == "hdf5-not-found"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_dlopen_translated_names_cudnn(tmp_path, language):
+    """glibc's dlerror() in a program that set its locale (Python does not, a C++ tool may)."""
+    (tmp_path / "cudnn.c").write_text("int cudnnCreate(void) { return 0; }\n")
+    (tmp_path / "open.c").write_text(
+        "#include <dlfcn.h>\n#include <locale.h>\n#include <stdio.h>\n"
+        'int main(int argc, char **argv) { setlocale(LC_ALL, "");\n'
+        '  if (!dlopen(argv[1], RTLD_NOW)) { fprintf(stderr, "%s\\n", dlerror()); return 1; }\n'
+        "  return 0; }\n"
+    )
+    _cc(
+        tmp_path / "cudnn.c",
+        "-shared",
+        "-o",
+        tmp_path / "libcudnn.so.7",
+        "-Wl,-soname,libcudnn.so.7",
+    )
+    _cc(
+        tmp_path / "cudnn.c",
+        "-shared",
+        "-o",
+        tmp_path / "libcaffe.so",
+        "-Wl,--no-as-needed",
+        tmp_path / "libcudnn.so.7",
+    )
+    _cc(tmp_path / "open.c", "-o", tmp_path / "open")
+    (tmp_path / "libcudnn.so.7").unlink()
+    out = _translated(tmp_path, "libc", language, ["./open", "./libcaffe.so"])
+    assert "cannot open shared object file" not in out
+    english = _in("C", "libc", ["./open", "./libcaffe.so"], tmp_path)
+    assert [f.id for f in diagnose(out)] == [f.id for f in diagnose(english)] != []
+
+
+def _literal(pattern: str) -> str:
+    return re.sub(r"\\(.)", r"\1", pattern)
+
+
+# gcc-12's catalogs (gcc-12-locales) are not installed here, so the compiler driver's own
+# words are taken from the table generated from that package: every translation of
+# "error: " read back so that an error inside a dependency's header names its owner.
+GCC_ERRORS = [
+    (locale, _literal(p))
+    for d, locale, p, e in translations.MESSAGES
+    if d == "gcc-12" and e == "error: "
+]
+
+
+@pytest.mark.parametrize(("locale", "word"), GCC_ERRORS, ids=[loc for loc, _ in GCC_ERRORS])
+def test_gcc_error_word_translated_inside_a_dependency_header(locale, word):
+    line = f"/usr/include/cblas.h:12:3: {word}conflicting declaration of 'cblas_sgemm'"
+    assert diagnose(line)[0].id == "blas-not-found"
+    assert diagnose(line.replace(word, "???: ")) == []
+
+
+def test_translation_table_covers_the_locales_users_paste_from():
+    """Generated from the catalogs, the table holds each tool's words in each main locale."""
+    held = {(d, loc) for d, loc, _, _ in translations.MESSAGES}
+    main = ("zh_CN", "zh_TW", "ja", "ru", "de", "fr", "es")
+    for domain in ("ld", "libc", "make", "gcc-12"):
+        assert "zh_CN" in {loc for d, loc in held if d == domain}, domain
+        assert sum((domain, locale) in held for locale in main) >= 6, domain
+    assert {p for p, _ in translations.SOURCES} >= {"binutils-common", "libc-l10n", "make"}
