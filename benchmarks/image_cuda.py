@@ -24,17 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-CHECKOUT = ("pyproject.toml", "README.md", "caffedoc", "recipes")
+from image_rebuild import COUNTER, snapshot  # beside this script
+
 RECIPE = "current-gpu-cuda13"
-COUNTER = re.compile(r"^\s*(Hits|Misses|Direct|Preprocessed|Cacheable calls):\s+(\d+)", re.M)
 COMMITTED = re.compile(r"^--> ([0-9a-f]{11})$", re.M)
 ENV = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 
@@ -43,17 +41,6 @@ def size(image: str) -> str:
     res = subprocess.run(["buildah", "images", "--format", "{{.Size}}", image],
                          capture_output=True, text=True, env=ENV)  # fmt: skip
     return res.stdout.strip() or f"unknown ({res.stderr.strip()})"
-
-
-def snapshot(where: Path) -> Path:
-    """A copy of the checkout (what the image's build context is made from)."""
-    for name in CHECKOUT:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, where / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, where / name)
-    return where
 
 
 def build(checkout: Path, arch: str) -> dict[str, object]:

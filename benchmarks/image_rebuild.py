@@ -30,14 +30,20 @@ CHECKOUT = ("pyproject.toml", "README.md", "caffedoc", "recipes")
 COUNTER = re.compile(r"^\s*(Hits|Misses|Direct|Preprocessed|Cacheable calls):\s+(\d+)", re.M)
 
 
-def changed_checkout(where: Path, mark: str) -> Path:
-    """A copy of the checkout whose caffedoc differs by one comment line."""
+def snapshot(where: Path) -> Path:
+    """A copy of the checkout (what an image's build context is made from)."""
     for name in CHECKOUT:
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, where / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, where / name)
+    return where
+
+
+def changed_checkout(where: Path, mark: str) -> Path:
+    """A copy of the checkout whose caffedoc differs by one comment line."""
+    snapshot(where)
     init = where / "caffedoc" / "__init__.py"
     init.write_text(init.read_text() + f"# image rebuild benchmark: {mark}\n")
     return where
