@@ -52,7 +52,10 @@ def begin(args: list[str]) -> None:
     python, caffe = found.get("--python"), found.get("--caffe")
     try:
         ctx = options.check_context(
-            Path(python) if python else None, Path(caffe) if caffe else None, dict(os.environ)
+            Path(python) if python else None,
+            Path(caffe) if caffe else None,
+            dict(os.environ),
+            gpu_expected="--no-gpu" not in args,
         )
     except (CaffedocError, OSError):
         return  # the command line says what is wrong, as always

@@ -53,7 +53,9 @@ def existing_dir(path: Path | None, flag: str) -> Path | None:
     return path.resolve() if path is not None else None
 
 
-def check_context(python: Path | None, caffe: Path | None, env: dict[str, str]) -> Context:
+def check_context(
+    python: Path | None, caffe: Path | None, env: dict[str, str], *, gpu_expected: bool = True
+) -> Context:
     """What `check` (and `fix`, which re-checks) examines, from the shared options."""
     from caffedoc.probes import Context, default_python
 
@@ -64,4 +66,5 @@ def check_context(python: Path | None, caffe: Path | None, env: dict[str, str]) 
         # Tests point these at a private linker configuration and cache.
         ld_so_conf=Path(env.get("CAFFEDOC_LD_SO_CONF", "/etc/ld.so.conf")),
         ld_so_cache=Path(env.get("CAFFEDOC_LD_SO_CACHE", "/etc/ld.so.cache")),
+        gpu_expected=gpu_expected,
     )

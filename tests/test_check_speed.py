@@ -54,8 +54,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def check_json(python: Path, env: dict[str, str]) -> tuple[dict, int]:
-    res = caffedoc("check", "--json", "--python", str(python), env=env)
+def check_json(python: Path, env: dict[str, str], *flags: str) -> tuple[dict, int]:
+    res = caffedoc("check", "--json", *flags, "--python", str(python), env=env)
     assert res.returncode in (0, 1), res.stderr
     assert "Traceback" not in res.stderr
     return json.loads(res.stdout), res.returncode
@@ -278,11 +278,13 @@ def test_only_a_plain_check_command_line_gets_a_head_start(args, options):
     assert check_options(args) == options
 
 
-def test_the_check_takes_over_the_children_its_head_start_began(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flags", [(), ("--no-gpu",)])
+def test_the_check_takes_over_the_children_its_head_start_began(tmp_path, flags):
     """`caffedoc check` as a user runs it: the import children start before the command
-    line loads, and the check uses them: one forking parent imported numpy, not two."""
+    line loads, and the check uses them: one forking parent imported numpy, not two.
+    --no-gpu is part of the context both build, so it changes nothing of that."""
     python, pids = counting_venv(tmp_path)
-    report, _code = check_json(python, clean_env())
+    report, _code = check_json(python, clean_env(), *flags)
     assert len(pids.read_text().split()) == 1
     runs = report["facts"]["opencv"]["runs"]
     assert [r["order"] for r in runs] == [["caffe", "cv2"], ["cv2", "caffe"]]

@@ -7,14 +7,11 @@ run time, and on Python 3.9 it would not see the Annotated options.
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from caffedoc import options
-
-if TYPE_CHECKING:
-    from caffedoc.findings import Finding
 
 
 def check(
@@ -59,10 +56,8 @@ def check(
 
         wanted = requirement.find(load_all(), require)
     env = dict(os.environ)
-    ctx = options.check_context(python, caffe, env)
+    ctx = options.check_context(python, caffe, env, gpu_expected=not no_gpu)
     report = run_check(ctx)
-    if no_gpu:
-        report = Report(report.facts, [_no_gpu_expected(f) for f in report.findings])
     if wanted is not None:
         found = requirement.judge(wanted, report.facts, env)
         report = Report(report.facts, [*report.findings, found])
@@ -74,17 +69,3 @@ def check(
 
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else render_text(report))
     raise typer.Exit(1 if strict and report.status == "warning" else report.exit_code)
-
-
-def _no_gpu_expected(finding: "Finding") -> "Finding":
-    """With --no-gpu, a CUDA build's missing GPU (gpu-driver's only warning) is a note:
-    where no GPU is meant to be, CPU mode working is the whole verdict. Its errors (a
-    failing nvidia-smi, a driver too old) stay errors."""
-    from dataclasses import replace
-
-    from caffedoc.findings import Severity
-
-    if finding.id != "gpu-driver" or finding.severity is not Severity.WARNING:
-        return finding
-    said = "--no-gpu: no GPU is expected on this machine"
-    return replace(finding, severity=Severity.INFO, evidence=(*finding.evidence, said))

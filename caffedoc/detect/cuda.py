@@ -142,8 +142,11 @@ def _no_gpu(cuda: CudaFacts, d: Driver, libs: list[CaffeLibrary]) -> Hit:
     )
     evidence += list(dict.fromkeys(s for lib in libs if (s := _runtime_says(lib))))
     runtimes = sorted({r for lib in libs if (r := runtime_of(lib))})
+    # Where no GPU is meant to be, CPU mode working is the whole verdict: a note.
+    if not cuda.gpu_expected:
+        evidence.append("--no-gpu: no GPU is expected on this machine")
     return Hit(
-        Severity.WARNING,
+        Severity.WARNING if cuda.gpu_expected else Severity.INFO,
         tuple(evidence),
         "CPU mode works here (caffe.set_mode_cpu(), or solver_mode: CPU); GPU mode needs an "
         "NVIDIA GPU with a driver for CUDA "

@@ -70,6 +70,9 @@ class Context:
     ld_so_conf: Path = Path("/etc/ld.so.conf")  # the linker configuration to read
     ld_so_cache: Path = Path("/etc/ld.so.cache")  # the linker cache to read
     dpkg_status: Path = Path("/var/lib/dpkg/status")  # dpkg's database of installed packages
+    # False where no GPU is meant to be (an image build, a CI runner): the user's word,
+    # a fact about the machine's purpose that the GPU rules weigh like any other.
+    gpu_expected: bool = True
 
     def limit(self) -> float:
         """A tool command's timeout: `timeout`, cut to what is left before the deadline, so

@@ -72,6 +72,7 @@ class CudaFacts:
     caffe_libraries: tuple[CaffeLibrary, ...]
     caffe_source: Path | None  # a Caffe source tree's cudnn_conv_layer.cpp
     source_cudnn_calls: tuple[str, ...] = field(default_factory=tuple)
+    gpu_expected: bool = True  # the user's word (check --no-gpu): see Context
 
     @property
     def gpus(self) -> tuple[Gpu, ...]:
@@ -259,6 +260,7 @@ def gather(
         ld_library_path=tuple(llp),
         library_dirs=tuple(_library_dirs(candidates, listed, llp, cache, runpaths)),
         caffe_libraries=caffe_libs,
+        gpu_expected=ctx.gpu_expected,
         caffe_source=source,
         source_cudnn_calls=calls,
     )
