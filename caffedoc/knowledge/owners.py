@@ -243,6 +243,8 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"对" + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym}).*?未定义的引用",
     ),
     ("loader-undefined", "mismatch", 3.0, r"undefined symbol: (?:{sym})"),
+    # macOS dyld at import, its C++ names mangled with the platform's extra underscore
+    ("dyld-symbol", "mismatch", 3.0, r"Symbol not found: _?(?:{sym})"),
     (
         "macos-referenced",
         "mismatch",
