@@ -65,9 +65,6 @@ KNOWN_MISSES = {
     # CUDA error 101 (invalid device ordinal) inside a container: the thread blamed the
     # container's view of the GPUs, which the log itself does not say.
     "gpu-driver/vitis-docker-invalid-device-ordinal.log": "none",
-    # a bare "Segmentation fault: 11" from a Python built elsewhere: nothing in the log
-    # names either interpreter.
-    "interpreter-drift/macos-deepdream-segfault-python-lib.log": "none",
     # a program linking against Caffe finds an older libcaffe first: "undefined reference
     # to `caffe::Net<float>::Net(...)'" says as much of a missing -lcaffe or another ABI.
     "shadowed-caffe/mtcnn-links-old-libcaffe-rc3.log": "none",
@@ -93,9 +90,6 @@ KNOWN_MISSES = {
     # macOS ld's "Undefined symbols" of caffe::Net from an older libcaffe in /usr/local/lib:
     # the symbols say as much of a missing libcaffe as of another one found first.
     "shadowed-caffe/osx-caffe-bin-old-libcaffe-usr-local.log": "none",
-    # macOS's bare "Segmentation fault: 11" at `import caffe` under Anaconda's Python: the
-    # log names one interpreter, not the one pycaffe was built for (candidate only).
-    "interpreter-drift/osx-anaconda-import-caffe-segfault.log": "none",
     # two attempts in one paste: ld's "cannot find -lcudnn" (which the user then fixed)
     # comes first and is named first; OpenCV's undefined cv::imdecode follows it.
     "opencv-build/pyfrcnn-lcudnn-then-cv-imdecode.log": "cuda-library-path",
