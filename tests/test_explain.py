@@ -818,55 +818,6 @@ def test_a_missing_library_is_its_owners_problem(line, expected):
     assert [f.id for f in diagnose(line + "\n")][:1] == [expected]
 
 
-@pytest.mark.parametrize(
-    ("log", "expected"),
-    [
-        # macOS dyld at import: the symbol, then on the next line the library wanting it
-        # (boostorg/python#168: a Boost.Python built for Python 2 under Python 3)
-        (
-            "Symbol not found: _PyClass_Type\n"
-            "  Referenced from: /usr/local/opt/boost-python/lib/libboost_python-mt.dylib\n"
-            "  Expected in: flat namespace\n",
-            "boost-python",
-        ),
-        (
-            "Symbol not found: _PyClass_Type\n"
-            "  Referenced from: /Users/me/caffe/python/caffe/_caffe.so\n"
-            "  Expected in: flat namespace\n",
-            "interpreter-drift",
-        ),
-        (
-            "ImportError: dlopen(/Users/me/caffe/python/caffe/_caffe.so, 2): Symbol not found: "
-            "__ZN5boost6python6detail11init_moduleER11PyModuleDefPFvvE\n",
-            "boost-python",
-        ),
-        # Cython before 0.29 on a numpy other than the one it was built against
-        (
-            "ValueError: numpy.dtype has the wrong size, try recompiling. Expected 88, got 96\n",
-            "numpy-abi",
-        ),
-        # docker without NVIDIA's runtime, and the toolkit's CLI without a driver
-        (
-            'docker: Error response from daemon: could not select device driver "" with '
-            "capabilities: [[gpu]].\n",
-            "gpu-driver",
-        ),
-        (
-            "nvidia-container-cli: initialization error: nvml error: driver not loaded: unknown\n",
-            "gpu-driver",
-        ),
-        # pycaffe's protobuf reading weights that are not a whole caffemodel
-        (
-            "google.protobuf.message.DecodeError: Error parsing message with type "
-            "'caffe.NetParameter'\n",
-            "prototxt-parse",
-        ),
-    ],
-)
-def test_message_forms_from_the_tools_own_sources(log, expected):
-    assert [f.id for f in diagnose(log)][:1] == [expected]
-
-
 def test_a_crash_with_opencv_frames_is_named_and_a_bare_crash_is_only_a_candidate():
     bare = b"Segmentation fault (core dumped)\n"
     result = explain_stream(io.BytesIO(bare))

@@ -178,6 +178,15 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"cannot find \S*?\blib(?:{lib})\.(?:so|a|dylib)[\w.]*: No such file",
     ),
     ("ld-needed", "build", 3.0, r"\blib(?:{lib})\.so[\w.]*, needed by \S+,? not found"),
+    # the symbol is in a library the link line does not name (binutils' "DSO missing from
+    # command line": a -l for it, often one OpenCV 3 split out of highgui, is missing)
+    (
+        "ld-dso",
+        "build",
+        3.0,
+        r"undefined reference to symbol " + QUOTE + r"(?:{sym})"
+        r"|\blib(?:{lib})\.so[\w.]*: error adding symbols: DSO missing from command line",
+    ),
     # a static archive built without -fPIC cannot go into a shared libcaffe (bfd's
     # elf*-x86-64 relocation check, then "error adding symbols: Bad value")
     (
