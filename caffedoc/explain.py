@@ -38,7 +38,7 @@ import ahocorasick_rs
 
 from caffedoc import knowledge
 from caffedoc.findings import Finding, Hit, Severity, finding
-from caffedoc.knowledge import owners, translations
+from caffedoc.knowledge import forks, owners, translations
 
 try:  # the regular-expression parser: public as sre_parse until Python 3.11
     from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -75,6 +75,7 @@ class Match:
     score: float
     confidence: float
     evidence: tuple[Evidence, ...]
+    detail: str | None = None  # what the lines name, resolved (the forks defining a name)
 
     def finding(self) -> Finding:
         return finding(self.problem.id, Hit(Severity.ERROR, tuple(map(str, self.evidence))))
@@ -85,6 +86,7 @@ class Match:
             "title": self.problem.title,
             "confidence": self.confidence,
             "evidence": [{"line": e.line, "text": e.text} for e in self.evidence],
+            **({"detail": self.detail} if self.detail else {}),
             "fix": self.problem.fix,
             "references": list(self.problem.references),
         }
@@ -125,6 +127,7 @@ class _Signature:
     problem: str
     pattern: re.Pattern[str]
     weight: float
+    outranks: tuple[str, ...]
 
 
 def anchors(pattern: re.Pattern[str]) -> list[str]:
@@ -205,16 +208,16 @@ def _key(literal: str) -> bytes:
 def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
     """Every signature of the knowledge base with its anchors (lowercase bytes)."""
     out = []
-    derived = owners.signatures()
+    derived = (owners.signatures(), forks.signatures())
     for problem in knowledge.entries().values():
-        for s in (*problem.signatures, *derived.get(problem.id, ())):
+        for s in (*problem.signatures, *(s for d in derived for s in d.get(problem.id, ()))):
             keys = tuple(sorted({_key(a) for a in anchors(s.pattern)}))
             if not keys:
                 raise knowledge.KnowledgeError(
                     f"{problem.id}.toml: signature {s.pattern.pattern!r} has no literal of "
                     f"{ANCHOR_MIN}+ characters that every match must contain"
                 )
-            out.append((_Signature(len(out), problem.id, s.pattern, s.weight), keys))
+            out.append((_Signature(len(out), problem.id, s.pattern, s.weight, s.outranks), keys))
     return tuple(out)
 
 
@@ -389,9 +392,12 @@ class _Scan:
         for index, lines in self.hits.items():
             sig = self.sigs[index]
             by_problem.setdefault(sig.problem, []).append((sig, lines))
+        own = {pid: sum(sig.weight for sig, _ in hits) for pid, hits in by_problem.items()}
         scored = []
         for pid, hits in by_problem.items():
-            score = sum(sig.weight for sig, _ in hits)
+            # a problem whose lines explain another's takes that one's weight too
+            explained = {other for sig, _ in hits for other in sig.outranks if other != pid}
+            score = own[pid] + sum(own.get(other, 0.0) for other in explained)
             first = min(line for _, lines in hits for line, _ in lines)
             scored.append((score, first, pid, hits))
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
@@ -406,11 +412,13 @@ class _Scan:
 
 
 def _match(pid: str, score: float, total: float, hits) -> Match:
+    evidence = _evidence(hits)
     return Match(
         problem=knowledge.get(pid),
         score=score,
         confidence=_confidence(score, total),
-        evidence=_evidence(hits),
+        evidence=evidence,
+        detail=forks.defined_by(e.text for e in evidence) if pid == forks.PROBLEM else None,
     )
 
 

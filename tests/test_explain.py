@@ -27,7 +27,7 @@ import pytest
 from caffedoc import knowledge
 from caffedoc.build import paths
 from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream
-from caffedoc.knowledge import owners, translations
+from caffedoc.knowledge import forks, owners, translations
 from tests.conftest import caffedoc
 from tests.fixtures import cuda_libs
 
@@ -49,7 +49,8 @@ def accuracy(cases: list[Path]) -> tuple[float, list[str]]:
 
 
 def test_corpus_names_every_id_with_real_sources():
-    ids = {p.id for p in knowledge.entries().values() if p.signatures}
+    derived = {*owners.signatures(), *forks.signatures()}
+    ids = {p.id for p in knowledge.entries().values() if p.signatures} | derived
     dirs = {d.name for d in LOGS.iterdir() if d.is_dir()}
     assert dirs == ids | {"none"}
     for name in dirs:
@@ -68,17 +69,12 @@ KNOWN_MISSES = {
     # a program linking against Caffe finds an older libcaffe first: "undefined reference
     # to `caffe::Net<float>::Net(...)'" says as much of a missing -lcaffe or another ABI.
     "shadowed-caffe/mtcnn-links-old-libcaffe-rc3.log": "none",
-    # the user's retelling of the compiler's line ("error, was not declared in this scope:
-    # cudnnSetConvolutionGroupCount(...)"), not the compiler's own form.
-    "cudnn-version/mobilenet-yolo-group-count-cudnn6.log": "none",
     # CUBLAS_STATUS_INTERNAL_ERROR (14) from cublasSgemm mid-training: the thread blamed one
     # driver release; the status alone says no more than "cuBLAS failed".
     "gpu-driver/driver-331-38-cublas-sgemm.log": "none",
     # a macOS crash report whose binary images list two org.python.python versions: one
     # line at a time cannot compare them.
     "interpreter-drift/macos-quit-two-python-frameworks.log": "none",
-    # a fork's layer parameter unknown to the caffe in use, quoted without "Message type".
-    "shadowed-caffe/visual-concepts-mil-data-param.log": "none",
     # a fork's MemoryData with a third top run on stock Caffe: "produces 2 top blob(s)"
     # reads the same as a prototxt giving a stock layer one top too many.
     "shadowed-caffe/train-deeplab-memorydata-three-tops.log": "none",

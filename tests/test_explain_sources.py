@@ -157,3 +157,130 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
 )
 def test_message_forms_from_the_tools_own_sources(log, expected):
     assert [f.id for f in diagnose(log)][:1] == [expected]
+
+
+# ---------------------------------------------------------------- a fork's net, another Caffe
+
+SSD_NET = """name: "ssd-head"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "norm" type: "Normalize" bottom: "data" top: "norm"
+        norm_param { across_spatial: false scale_filler { type: "constant" value: 20 } } }
+"""
+PRIORBOX_NET = """name: "ssd-priors"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "priors" type: "PriorBox" bottom: "data" top: "priors" }
+"""
+TYPO_NET = """name: "typo"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filer { type: "xavier" } } }
+"""
+
+
+def _caffe_time(built_caffe, tmp_path: Path, net: str) -> str:
+    """The real upstream `caffe` tool on `net`: its whole output, as a user pastes it."""
+    path = tmp_path / "net.prototxt"
+    path.write_text(net)
+    res = subprocess.run(
+        [
+            str(built_caffe.prefix / "bin" / "caffe"),
+            "time",
+            "-model",
+            str(path),
+            "-iterations",
+            "1",
+        ],
+        env={**built_caffe.env, "GLOG_logtostderr": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0, res.stderr
+    return res.stdout + res.stderr
+
+
+@pytest.mark.caffe
+def test_an_ssd_net_run_by_upstream_caffe_is_fork_required_naming_ssd(built_caffe, tmp_path):
+    """SSD's Normalize layer and its norm_param, parsed by the real upstream Caffe: the
+    parse error is the symptom, the fork the cause, and the forks defining it are named."""
+    log = _caffe_time(built_caffe, tmp_path, SSD_NET)
+    assert 'has no field named "norm_param"' in log, log
+    result = explain_stream(io.BytesIO(log.encode()))
+    assert [m.problem.id for m in result.matches][:2] == ["fork-required", "prototxt-parse"]
+    assert "SSD (weiliu89/caffe, branch ssd)" in result.matches[0].detail
+
+
+@pytest.mark.caffe
+def test_a_fork_layer_upstream_lacks_is_fork_required(built_caffe, tmp_path):
+    log = _caffe_time(built_caffe, tmp_path, PRIORBOX_NET)
+    assert "Unknown layer type: PriorBox (known types: AbsVal, Accuracy" in log, log
+    result = explain_stream(io.BytesIO(log.encode()))
+    assert [m.problem.id for m in result.matches][:1] == ["fork-required"]
+    assert result.matches[0].detail.startswith("PriorBox: SSD (weiliu89/caffe, branch ssd)")
+
+
+@pytest.mark.caffe
+def test_a_typo_of_an_upstream_field_stays_a_parse_error(built_caffe, tmp_path):
+    """weight_filer for weight_filler: no fork defines it, and it is no layer's _param."""
+    log = _caffe_time(built_caffe, tmp_path, TYPO_NET)
+    assert 'has no field named "weight_filer"' in log, log
+    assert named(log) == ["prototxt-parse"], log
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize(
+    ("script", "shown"),
+    [
+        ("from caffe.model_libs import *", "No module named 'caffe.model_libs'"),
+        (
+            "from caffe.proto import caffe_pb2\n"
+            "print(caffe_pb2.MultiBoxLossParameter.MAX_NEGATIVE)",
+            "has no attribute 'MultiBoxLossParameter'",
+        ),
+    ],
+)
+def test_an_ssd_script_run_by_upstream_pycaffe_is_fork_required(built_caffe, script, shown):
+    """SSD's training scripts import its model_libs and its caffe_pb2 additions: the real
+    pycaffe of upstream Caffe, and the real traceback."""
+    res = subprocess.run(
+        [str(built_caffe.python), "-c", script],
+        env=built_caffe.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode != 0 and shown in res.stderr, res.stderr
+    assert named(res.stderr)[:1] == ["fork-required"], res.stderr
+
+
+# ---------------------------------------------------------------- whose library is missing
+
+
+@pytest.mark.parametrize(
+    ("library", "expected"),
+    [("libglog.so.0", ["caffe-library-missing"]), ("libopenpose.so.1", [])],
+)
+def test_a_missing_library_is_caffes_only_when_caffe_needs_it(tmp_path, library, expected):
+    """The real loader's words for a program whose library was moved away: glog is on
+    Caffe's own link line, so Caffe cannot load; libopenpose is the program's own (a
+    project built on Caffe), whose problem it is: only a candidate."""
+    (tmp_path / "dep.c").write_text("int dep(void) { return 0; }\n")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", f"-Wl,-soname,{library}", "dep.c", "-o", library],
+        cwd=tmp_path, check=True, timeout=60,
+    )  # fmt: skip
+    (tmp_path / "main.c").write_text("int dep(void);\nint main(void) { return dep(); }\n")
+    subprocess.run(
+        ["gcc", "main.c", library, "-o", "openpose.bin"], cwd=tmp_path, check=True, timeout=60
+    )
+    (tmp_path / library).unlink()
+    res = subprocess.run(
+        [str(tmp_path / "openpose.bin")], capture_output=True, text=True, timeout=60
+    )
+    assert f"{library}: cannot open shared object file" in res.stderr, res.stderr
+    result = explain_stream(io.BytesIO(res.stderr.encode()))
+    assert [m.problem.id for m in result.matches] == expected, res.stderr
+    assert result.matches or result.candidate.problem.id == "caffe-library-missing"

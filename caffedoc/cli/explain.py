@@ -127,6 +127,8 @@ def _render(result, source: str) -> str:
         f"  confidence {top.confidence:.2f}, from these lines of {source}:",
     ]
     lines += [f"    {e}" for e in top.evidence]
+    if top.detail:
+        lines.append(_wrap("fork:", top.detail, "  "))
     lines.append(_wrap("why:", top.problem.summary, "  "))
     lines.append(_wrap("fix:", top.problem.fix, "  "))
     if top.problem.references:

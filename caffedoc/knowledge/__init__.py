@@ -32,6 +32,9 @@ class Signature:
     pattern: re.Pattern[str]
     weight: float
     source: str  # where the wording was seen (an issue, a thread)
+    # problems whose lines this one explains (a fork's field behind a parse error): its
+    # problem takes their weight too, so it is named before them
+    outranks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -139,8 +139,18 @@ OWNERS: tuple[Owner, ...] = (
 )
 
 # The libraries Caffe needs that have no finding of their own: the loader missing any of
-# these (or any library not in the table) is caffe-library-missing.
+# these is caffe-library-missing. They are Caffe's link line (Makefile's LIBRARIES,
+# cmake/Dependencies.cmake) and what its dependencies bring (OpenEXR and codecs under
+# OpenCV, gfortran under OpenBLAS, MKL-DNN under Intel's Caffe). Any other library is
+# only a candidate: a program built on Caffe (OpenPose's libopenpose) missing its own
+# library is that program's problem.
 OTHERS = "caffe-library-missing"
+DEPENDENCIES = (
+    r"glog|gflags|lmdb|leveldb|snappy|boost_(?!python|numpy)\w+|python[\d.]*m?|gfortran"
+    r"|quadmath|gomp|mkldnn|mklml\w*|dnnl|IlmImf[\w-]*|Half[\w-]*|Iex[\w-]*|IlmThread[\w-]*"
+    r"|jpeg|png\d*|tiff|jasper|webp|openjp2|gdal|dc1394|av(?:codec|format|util)|swscale|tbb"
+    r"|gphoto2\w*|lapack|gtk-x11[\w.-]*|gdk-x11[\w.-]*|Qt5\w+|stdc\+\+|gcc_s"
+)
 
 QUOTE = r"""[`'\u2018"]?"""
 NO_FILE = (
@@ -213,6 +223,8 @@ FORMS: tuple[tuple[str, float, str], ...] = (
     ),
     ("macos-L", "build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
     ("header", "build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
+    # the compiler's include failure, whatever follows it (a paste that wrapped the line)
+    ("header-fatal", "build", 3.0, r"fatal error: [\"'\u2018<]?(?:{header})[\"'\u2019>]?\s?:"),
     # the compiler's error located inside one of the owner's headers: the headers found,
     # but not of a release (or a C++ standard) this code builds with. A header missing
     # from inside another (pyconfig.h from boost/python) says nothing of the owner.
@@ -299,18 +311,14 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             pattern = re.compile(template.format(**slots), re.IGNORECASE)
             out.setdefault(problem, []).append(Signature(pattern, weight, SOURCE))
     known = "|".join(o.libraries for o in OWNERS)
-    for weight, template in (
-        (
-            2.0,
+    anything = rf"(?!(?:{DEPENDENCIES})\.)[\w+-]+"
+    for weight, names in ((2.0, DEPENDENCIES), (1.0, anything)):
+        for template in (
             r"(?:ImportError|OSError|error while loading shared libraries): "
-            r"(?!lib(?:{known})\.so)lib[\w+-]+\.so[\w.]*\s?: cannot open shared object file",
-        ),
-        (
-            2.0,
-            r"Library not loaded: \S*?\blib(?!(?:{known})\.)[\w+-]+[\w.-]*\.dylib"
-            r"|\blib(?!(?:{known})\.so)[\w+-]+\.so[\w.]* => not found",
-        ),
-    ):
-        pattern = re.compile(template.format(known=known), re.IGNORECASE)
-        out.setdefault(OTHERS, []).append(Signature(pattern, weight, SOURCE))
+            r"(?!lib(?:{known})\.so)lib(?:{names})\.so[\w.]*\s?: cannot open shared object file",
+            r"Library not loaded: \S*?\blib(?!(?:{known})\.)(?:{names})[\w.-]*\.dylib"
+            r"|\blib(?!(?:{known})\.so)(?:{names})\.so[\w.]* => not found",
+        ):
+            pattern = re.compile(template.format(known=known, names=names), re.IGNORECASE)
+            out.setdefault(OTHERS, []).append(Signature(pattern, weight, SOURCE))
     return {pid: tuple(sigs) for pid, sigs in out.items()}

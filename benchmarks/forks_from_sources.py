@@ -1,0 +1,128 @@
+"""Write caffedoc/knowledge/forks_data.py from Caffe's forks' own sources.
+
+Nets written for a fork (SSD, Faster R-CNN, R-FCN, CTPN, TSN, SegNet, PSPNet, ...)
+use fields, enum values, layer types and pycaffe modules that upstream Caffe lacks.
+Run by another Caffe, they fail with "has no field named", "Unknown layer type",
+"has no attribute" or "No module named": the Caffe that runs is not the fork's.
+What each fork adds is read here from its caffe.proto, its layer registrations and
+its python/caffe directory at a pinned commit, against upstream's, never typed by
+hand, so the table says where every name came from:
+
+    python benchmarks/forks_from_sources.py MIRRORS > caffedoc/knowledge/forks_data.py
+    ruff format caffedoc/knowledge/forks_data.py
+
+MIRRORS holds one bare git repository per fork, as `owner+name/repo` (the layout of
+the project's source snapshots).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+UPSTREAM = ("BVLC/caffe", "master", "")
+# (repository, ref, path of the Caffe tree inside it, what users call it)
+FORKS = (
+    ("weiliu89/caffe", "ssd", "", "SSD"),
+    ("MhLiao/TextBoxes", "TextBoxes", "", "TextBoxes"),
+    ("rbgirshick/caffe-fast-rcnn", "faster-rcnn", "", "Faster R-CNN"),
+    ("daijifeng001/caffe-rfcn", "r-fcn", "", "R-FCN"),
+    ("tianzhi0549/CTPN", "master", "caffe/", "CTPN"),
+    ("yjxiong/caffe", "action_recog", "", "TSN (caffe-action)"),
+    ("alexgkendall/caffe-segnet", "segnet-cleaned", "", "SegNet"),
+    ("hszhao/PSPNet", "master", "", "PSPNet"),
+    ("eric612/MobileNet-YOLO", "master", "", "MobileNet-YOLO"),
+    ("happynear/caffe-windows", "master", "", "caffe-windows (happynear)"),
+    ("NVIDIA/caffe", "caffe-0.17", "", "NVCaffe"),
+    ("intel/caffe", "master", "", "Intel Caffe"),
+)
+
+_FIELD = re.compile(r"^\s*(?:optional|repeated|required)\s+[\w.]+\s+(\w+)\s*=\s*\d+")
+_ENUM_VALUE = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*-?\d+")
+_OPEN = re.compile(r"^\s*(message|enum)\s+(\w+)\s*\{")
+_REGISTERED = re.compile(r"REGISTER_LAYER_(?:CLASS\((\w+)\)|CREATOR\((\w+),)")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+
+
+def _proto(text: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:
+    """(message, field) pairs, enum values and message names, by their full names."""
+    fields, values, messages = set(), set(), set()
+    scope: list[tuple[str, str]] = []
+    for raw in text.splitlines():
+        line = raw.split("//")[0]
+        opened = _OPEN.match(line)
+        if opened:
+            scope.append((opened.group(1), opened.group(2)))
+            if opened.group(1) == "message":
+                messages.add(".".join(name for _, name in scope))
+        elif scope and scope[-1][0] == "message" and (m := _FIELD.match(line)):
+            fields.add((".".join(name for _, name in scope), m.group(1)))
+        elif scope and scope[-1][0] == "enum" and (m := _ENUM_VALUE.match(line)):
+            values.add(m.group(1))
+        scope = scope[: len(scope) - line.count("}")] if "}" in line else scope
+    return fields, values, messages
+
+
+def _names(repo: Path, ref: str, prefix: str) -> dict[str, set]:
+    commit = _git(repo, "rev-parse", ref).strip()
+    fields, values, messages = _proto(
+        _git(repo, "show", f"{commit}:{prefix}src/caffe/proto/caffe.proto")
+    )
+    sources = _git(repo, "grep", "-h", "-E", "REGISTER_LAYER_(CLASS|CREATOR)", commit, "--",
+                   f"{prefix}src/*.cpp", f"{prefix}src/*.cu", f"{prefix}include/*.hpp")  # fmt: skip
+    layers = {a or b for a, b in _REGISTERED.findall(sources)} - {"type"}
+    listing = _git(repo, "ls-tree", "--name-only", f"{commit}:{prefix}python/caffe")
+    modules = {Path(n).stem for n in listing.split() if n.endswith(".py")}
+    return {
+        "commit": commit,
+        "fields": fields,
+        "values": values,
+        "messages": messages,
+        "layers": layers,
+        "modules": modules - {"__init__"},
+    }
+
+
+def main(mirrors: Path) -> None:
+    def repo(name: str) -> Path:
+        return mirrors / name.replace("/", "+") / "repo"
+
+    up = _names(repo(UPSTREAM[0]), UPSTREAM[1], UPSTREAM[2])
+    print('"""What Caffe\'s forks add to upstream Caffe: generated, do not edit.')
+    print()
+    print("Written by benchmarks/forks_from_sources.py from each fork's caffe.proto, layer")
+    print(f"registrations and python/caffe at the commit named, against {UPSTREAM[0]} at")
+    print(f'{up["commit"]}.\n"""\n')
+    print(f"UPSTREAM = ({UPSTREAM[0]!r}, {up['commit']!r})")
+    print("UPSTREAM_FIELDS = (")
+    for message, field in sorted(up["fields"]):
+        print(f"    ({message!r}, {field!r}),")
+    print(")")
+    print("UPSTREAM_LAYERS = (")
+    for name in sorted(up["layers"]):
+        print(f"    {name!r},")
+    print(")\n")
+    print("# (what users call it, repository, branch, commit, (message, field) pairs, enum values,")
+    print("#  messages, layer types, pycaffe modules), each only what upstream lacks")
+    print("FORKS = (")
+    for name, ref, prefix, called in FORKS:
+        got = _names(repo(name), ref, prefix)
+        print("    (")
+        for value in (called, name, ref, got["commit"]):
+            print(f"        {value!r},")
+        for key in ("fields", "values", "messages", "layers", "modules"):
+            extra = sorted(got[key] - up[key])
+            print(f"        {tuple(extra)!r},")
+        print("    ),")
+    print(")")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,109 @@
+"""A net written for a Caffe fork, run by another Caffe: the names only a fork has.
+
+SSD's `norm_param`, CTPN's `transpose_param`, TSN's `num_segments`, R-FCN's
+`PSROIPooling`, SSD's `caffe.model_libs`: a Caffe that lacks them fails to parse the
+net ("has no field named"), to create the layer ("Unknown layer type"), or pycaffe
+to find them ("has no attribute", "No module named"). Whether the fork was never
+built or another Caffe is found first, the cause is the same (fork-required), and it
+explains the parse error that prototxt-parse would otherwise name: these signatures
+outrank it (see `Signature.outranks`).
+
+The names come from the forks' own sources (`forks_data`, generated); a field of
+LayerParameter ending in `_param` that upstream lacks is some fork's layer, even one
+not in the table, and counts a little less.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+from caffedoc.knowledge import Signature, forks_data
+
+SOURCE = "caffedoc/knowledge/forks_data.py"
+PROBLEM = "fork-required"
+OUTRANKS = ("prototxt-parse",)
+
+
+def _any(names: Iterable[str]) -> str:
+    """An alternation of exact names, the longest first."""
+    return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
+
+
+@functools.cache
+def signatures() -> dict[str, tuple[Signature, ...]]:
+    fields: dict[str, set[str]] = {}
+    values, messages, layers, modules = set(), set(), set(), set()
+    for _called, _repo, _ref, _commit, pairs, enums, msgs, types, mods in forks_data.FORKS:
+        for message, field in pairs:
+            fields.setdefault(message, set()).add(field)
+        values.update(enums)
+        messages.update(msgs)
+        layers.update(types)
+        modules.update(mods)
+    by_message = "|".join(
+        f'{re.escape(m)}" has no field named "(?:{_any(f)})' for m, f in sorted(fields.items())
+    )
+    attributes = _any(values | {m.split(".")[-1] for m in messages})
+    upstream_layer_fields = _any(f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter")
+    forms = (
+        # the exact pairs in a lookahead, so that the line's anchor stays the message's
+        # own words rather than hundreds of pairs
+        (3.0, rf'"caffe\.(?=(?:{by_message})")[\w.]+" has no field named "\w+"'),
+        (3.0, rf'Unknown enumeration value of "(?:{_any(values)})" for field'),
+        # pycaffe's caffe_pb2 without them (net_spec's P.MultiBoxLoss.MAX_NEGATIVE)
+        (
+            3.0,
+            rf"(?:type object '\w+'|module '?caffe\.proto\.caffe_pb2'?|'module' object) "
+            rf"has no attribute '(?:{attributes})'",
+        ),
+        (3.0, rf"No module named '?(?:caffe\.)?(?:{_any(modules)})'?\s*$"),
+        # with the registry whole (upstream's types listed): not a build that lost them
+        (3.0, rf"Unknown layer type: (?:{_any(layers)}) \(known types: AbsVal, Accuracy\b"),
+        (
+            2.5,
+            rf'"caffe\.LayerParameter" has no field named '
+            rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
+        ),
+    )
+    return {
+        PROBLEM: tuple(Signature(re.compile(p), w, SOURCE, outranks=OUTRANKS) for w, p in forms)
+    }
+
+
+_NAMED = re.compile(
+    r'has no field named "(\w+)"|Unknown layer type: (\w+)|Unknown enumeration value of "(\w+)"'
+    r"|has no attribute '(\w+)'|No module named '?(?:caffe\.)?(\w+)"
+)
+SHOWN = 4  # forks named per missing name; the rest are counted
+
+
+def defined_by(lines: Iterable[str]) -> str | None:
+    """Which forks define the names these lines miss: "norm_param: SSD (weiliu89/caffe, branch
+    ssd), …".
+
+    A name in no fork of the table is still not upstream Caffe's (the rules say so): its
+    net's own fork, the one it was published with, defines it.
+    """
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        for match in _NAMED.finditer(line):
+            name = next(g for g in match.groups() if g)
+            found.setdefault(name, [])
+    if not found:
+        return None
+    for called, repo, ref, _commit, pairs, enums, msgs, types, mods in forks_data.FORKS:
+        names = {f for _, f in pairs} | set(enums) | set(types) | set(mods)
+        names |= {m.split(".")[-1] for m in msgs}
+        for name, forks in found.items():
+            if name in names:
+                forks.append(f"{called} ({repo}, branch {ref})")
+    said = []
+    for name, forks in found.items():
+        if not forks:
+            said.append(f"{name}: no fork caffedoc knows; the one the net was published with")
+            continue
+        more = f", and {len(forks) - SHOWN} more" if len(forks) > SHOWN else ""
+        said.append(f"{name}: {', '.join(forks[:SHOWN])}{more}")
+    return "; ".join(said)
