@@ -9,6 +9,7 @@ quote it: the real interpreter, linker and compiler, in every release pyenv has.
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -284,3 +285,51 @@ def test_a_missing_library_is_caffes_only_when_caffe_needs_it(tmp_path, library,
     result = explain_stream(io.BytesIO(res.stderr.encode()))
     assert [m.problem.id for m in result.matches] == expected, res.stderr
     assert result.matches or result.candidate.problem.id == "caffe-library-missing"
+
+
+# ---------------------------------------------------------------- protobuf's own words
+
+
+def test_caffe_pb2_from_a_newer_protoc_than_the_runtime_is_drift(make_venv, gencode, tmp_path):
+    """caffe_pb2.py from libprotoc 3.15.8, imported by the protobuf 3.11 runtime (an old
+    distro package under a newer protoc): the real AttributeError."""
+    venv = make_venv("3.8", "protobuf==3.11.3")
+    res = subprocess.run(
+        [str(venv.python), "-c", "import caffe_pb2"],
+        env={"PYTHONPATH": str(gencode("descriptors").parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "has no attribute '_internal_create_key'" in res.stderr, res.stderr
+    assert named(res.stderr)[:1] == ["protobuf-version-drift"], res.stderr
+
+
+def test_two_different_caffe_protos_in_one_pool_are_the_clash(make_venv, caffe_proto, tmp_path):
+    """Two caffe_pb2 modules of different caffe.proto (a fork's and upstream's) imported
+    by one process with protobuf 5's upb runtime: the real TypeError."""
+    protoc = shutil.which("protoc") or pytest.skip("needs protoc (protobuf-compiler)")
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    (fork / "caffe.proto").write_text(
+        caffe_proto.read_text().replace(
+            "message BlobShape {", "message Fork { }\nmessage BlobShape {"
+        )
+    )
+    for where in (caffe_proto.parent, fork):
+        out = tmp_path / f"out-{where.name}"
+        out.mkdir()
+        subprocess.run([protoc, f"-I{where}", f"--python_out={out}", str(where / "caffe.proto")],
+                       check=True, timeout=120)  # fmt: skip
+    (tmp_path / f"out-{fork.name}" / "caffe_pb2.py").rename(tmp_path / "out-fork" / "fork_pb2.py")
+    venv = make_venv("3.11", "protobuf==5.29.3")
+    paths = f"{tmp_path / f'out-{caffe_proto.parent.name}'}:{tmp_path / 'out-fork'}"
+    res = subprocess.run(
+        [str(venv.python), "-c", "import caffe_pb2, fork_pb2"],
+        env={"PYTHONPATH": paths, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Couldn't build proto file into descriptor pool" in res.stderr, res.stderr[-2000:]
+    assert named(res.stderr)[:1] == ["protobuf-descriptor-clash"], res.stderr[-2000:]
