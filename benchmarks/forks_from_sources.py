@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 UPSTREAM = ("BVLC/caffe", "master", "")
+# Upstream's releases: a pycaffe name any of them had is no fork's own (io.py's
+# arraylist_to_blobprotovecor_str, say, only left upstream after rc3).
+RELEASES = ("rc", "rc2", "rc3", "rc4", "rc5", "1.0", "master")
 # (repository, ref, path of the Caffe tree inside it, what users call it)
 FORKS = (
     ("weiliu89/caffe", "ssd", "", "SSD"),
@@ -34,6 +37,8 @@ FORKS = (
     ("alexgkendall/caffe-segnet", "segnet-cleaned", "", "SegNet"),
     ("hszhao/PSPNet", "master", "", "PSPNet"),
     ("eric612/MobileNet-YOLO", "master", "", "MobileNet-YOLO"),
+    ("sfzhang15/RefineDet", "master", "", "RefineDet"),
+    ("yosinski/caffe", "origin/deconv-deep-vis-toolbox", "", "Deep Visualization Toolbox"),
     ("happynear/caffe-windows", "master", "", "caffe-windows (happynear)"),
     ("NVIDIA/caffe", "caffe-0.17", "", "NVCaffe"),
     ("intel/caffe", "master", "", "Intel Caffe"),
@@ -43,6 +48,9 @@ _FIELD = re.compile(r"^\s*(?:optional|repeated|required)\s+[\w.]+\s+(\w+)\s*=\s*
 _ENUM_VALUE = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s*=\s*-?\d+")
 _OPEN = re.compile(r"^\s*(message|enum)\s+(\w+)\s*\{")
 _REGISTERED = re.compile(r"REGISTER_LAYER_(?:CLASS\((\w+)\)|CREATOR\((\w+),)")
+# pycaffe's names: the package's top-level functions and classes, _caffe.cpp's bindings
+_PY_NAME = re.compile(r"^(?:def|class) ([A-Za-z]\w+)|^[A-Z]\w*\.([a-z]\w+)\s*=", re.M)
+_BOUND = re.compile(r'\bdef\("(\w+)"')
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -80,6 +88,14 @@ def _names(repo: Path, ref: str, prefix: str) -> dict[str, set]:
     layers = {a or b for a, b in _REGISTERED.findall(sources)} - {"type"}
     listing = _git(repo, "ls-tree", "--name-only", f"{commit}:{prefix}python/caffe")
     modules = {Path(n).stem for n in listing.split() if n.endswith(".py")}
+    python: set[str] = set()
+    for name in listing.split():
+        if name.endswith(".py") or name == "_caffe.cpp":
+            text = _git(repo, "show", f"{commit}:{prefix}python/caffe/{name}")
+            if name.endswith(".py"):  # defs, classes, and methods set on a class (Net.x = …)
+                python |= {a or b for a, b in _PY_NAME.findall(text)}
+            else:
+                python |= set(_BOUND.findall(text))
     return {
         "commit": commit,
         "fields": fields,
@@ -87,7 +103,18 @@ def _names(repo: Path, ref: str, prefix: str) -> dict[str, set]:
         "messages": messages,
         "layers": layers,
         "modules": modules - {"__init__"},
+        "python": python,
     }
+
+
+def _upstream_words(repo: Path) -> set[str]:
+    """Every word of pycaffe's sources in any upstream release."""
+    words: set[str] = set()
+    for ref in RELEASES:
+        for name in _git(repo, "ls-tree", "--name-only", f"{ref}:python/caffe").split():
+            if name.endswith(".py") or name == "_caffe.cpp":
+                words |= set(re.findall(r"\w+", _git(repo, "show", f"{ref}:python/caffe/{name}")))
+    return words
 
 
 def main(mirrors: Path) -> None:
@@ -95,6 +122,8 @@ def main(mirrors: Path) -> None:
         return mirrors / name.replace("/", "+") / "repo"
 
     up = _names(repo(UPSTREAM[0]), UPSTREAM[1], UPSTREAM[2])
+    up["python"] |= _upstream_words(repo(UPSTREAM[0]))
+    up["modules"] |= up["python"]
     print('"""What Caffe\'s forks add to upstream Caffe: generated, do not edit.')
     print()
     print("Written by benchmarks/forks_from_sources.py from each fork's caffe.proto, layer")
@@ -110,14 +139,15 @@ def main(mirrors: Path) -> None:
         print(f"    {name!r},")
     print(")\n")
     print("# (what users call it, repository, branch, commit, (message, field) pairs, enum values,")
-    print("#  messages, layer types, pycaffe modules), each only what upstream lacks")
+    print("#  messages, layer types, pycaffe modules, pycaffe functions, classes and")
+    print("#  bindings), each only what upstream lacks")
     print("FORKS = (")
     for name, ref, prefix, called in FORKS:
         got = _names(repo(name), ref, prefix)
         print("    (")
         for value in (called, name, ref, got["commit"]):
             print(f"        {value!r},")
-        for key in ("fields", "values", "messages", "layers", "modules"):
+        for key in ("fields", "values", "messages", "layers", "modules", "python"):
             extra = sorted(got[key] - up[key])
             print(f"        {tuple(extra)!r},")
         print("    ),")

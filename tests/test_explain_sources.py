@@ -236,6 +236,8 @@ def test_a_typo_of_an_upstream_field_stays_a_parse_error(built_caffe, tmp_path):
     ("script", "shown"),
     [
         ("from caffe.model_libs import *", "No module named 'caffe.model_libs'"),
+        # the Deep Visualization Toolbox's own Caffe binds Net.backward_from_layer
+        ("import caffe\ncaffe.Net.backward_from_layer", "has no attribute 'backward_from_layer'"),
         (
             "from caffe.proto import caffe_pb2\n"
             "print(caffe_pb2.MultiBoxLossParameter.MAX_NEGATIVE)",
@@ -243,9 +245,10 @@ def test_a_typo_of_an_upstream_field_stays_a_parse_error(built_caffe, tmp_path):
         ),
     ],
 )
-def test_an_ssd_script_run_by_upstream_pycaffe_is_fork_required(built_caffe, script, shown):
-    """SSD's training scripts import its model_libs and its caffe_pb2 additions: the real
-    pycaffe of upstream Caffe, and the real traceback."""
+def test_a_forks_script_run_by_upstream_pycaffe_is_fork_required(built_caffe, script, shown):
+    """SSD's training scripts import its model_libs and its caffe_pb2 additions, the
+    toolbox calls its fork's bindings: the real pycaffe of upstream Caffe, the real
+    traceback."""
     res = subprocess.run(
         [str(built_caffe.python), "-c", script],
         env=built_caffe.env,

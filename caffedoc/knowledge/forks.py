@@ -26,6 +26,11 @@ PROBLEM = "fork-required"
 OUTRANKS = ("prototxt-parse",)
 
 
+def _distinct(name: str) -> bool:
+    """A pycaffe name no other code would have by chance (not `zero`, `deconv`)."""
+    return "_" in name.strip("_") or any(c.isupper() for c in name) or len(name) >= 10
+
+
 def _any(names: Iterable[str]) -> str:
     """An alternation of exact names, the longest first."""
     return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
@@ -34,18 +39,19 @@ def _any(names: Iterable[str]) -> str:
 @functools.cache
 def signatures() -> dict[str, tuple[Signature, ...]]:
     fields: dict[str, set[str]] = {}
-    values, messages, layers, modules = set(), set(), set(), set()
-    for _called, _repo, _ref, _commit, pairs, enums, msgs, types, mods in forks_data.FORKS:
+    values, messages, layers, modules, python = set(), set(), set(), set(), set()
+    for _called, _repo, _ref, _commit, pairs, enums, msgs, types, mods, py in forks_data.FORKS:
         for message, field in pairs:
             fields.setdefault(message, set()).add(field)
         values.update(enums)
         messages.update(msgs)
         layers.update(types)
         modules.update(mods)
+        python.update(n for n in py if _distinct(n))
     by_message = "|".join(
         f'{re.escape(m)}" has no field named "(?:{_any(f)})' for m, f in sorted(fields.items())
     )
-    attributes = _any(values | {m.split(".")[-1] for m in messages})
+    attributes = _any(values | {m.split(".")[-1] for m in messages} | python)
     upstream_layer_fields = _any(f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter")
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
@@ -59,6 +65,12 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             rf"has no attribute '(?:{attributes})'",
         ),
         (3.0, rf"No module named '?(?:caffe\.)?(?:{_any(modules)})'?\s*$"),
+        # a name a fork's pycaffe defines (model_libs' DeconvBNLayer, Net.backward_from_layer)
+        (
+            3.0,
+            rf"(?:object|module '[\w.]+') has no attribute '(?:{_any(python)})'"
+            rf"|name '(?:{_any(python)})' is not defined",
+        ),
         # with the registry whole (upstream's types listed): not a build that lost them
         (3.0, rf"Unknown layer type: (?:{_any(layers)}) \(known types: AbsVal, Accuracy\b"),
         (
@@ -74,7 +86,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
 
 _NAMED = re.compile(
     r'has no field named "(\w+)"|Unknown layer type: (\w+)|Unknown enumeration value of "(\w+)"'
-    r"|has no attribute '(\w+)'|No module named '?(?:caffe\.)?(\w+)"
+    r"|has no attribute '(\w+)'|No module named '?(?:caffe\.)?(\w+)|name '(\w+)' is not defined"
 )
 SHOWN = 4  # forks named per missing name; the rest are counted
 
@@ -93,8 +105,8 @@ def defined_by(lines: Iterable[str]) -> str | None:
             found.setdefault(name, [])
     if not found:
         return None
-    for called, repo, ref, _commit, pairs, enums, msgs, types, mods in forks_data.FORKS:
-        names = {f for _, f in pairs} | set(enums) | set(types) | set(mods)
+    for called, repo, ref, _commit, pairs, enums, msgs, types, mods, py in forks_data.FORKS:
+        names = {f for _, f in pairs} | set(enums) | set(types) | set(mods) | set(py)
         names |= {m.split(".")[-1] for m in msgs}
         for name, forks in found.items():
             if name in names:
