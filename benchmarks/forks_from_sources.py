@@ -39,6 +39,15 @@ FORKS = (
     ("eric612/MobileNet-YOLO", "master", "", "MobileNet-YOLO"),
     ("sfzhang15/RefineDet", "master", "", "RefineDet"),
     ("yosinski/caffe", "origin/deconv-deep-vis-toolbox", "", "Deep Visualization Toolbox"),
+    ("ShaoqingRen/caffe", "faster-R-CNN", "", "Faster R-CNN (MATLAB)"),
+    ("xmojiao/deeplab_v2", "master", "deeplab-public-ver2/", "DeepLab v2"),
+    ("torrvision/caffe", "master", "", "CRF-RNN"),
+    ("lmb-freiburg/flownet2", "master", "", "FlowNet 2.0"),
+    ("facebookarchive/C3D", "master", "C3D-v1.0/", "C3D"),
+    ("wy1iu/sphereface", "master", "tools/caffe-sphereface/", "SphereFace"),
+    ("ydwen/caffe-face", "caffe-face", "", "center loss (caffe-face)"),
+    ("CMU-Perceptual-Computing-Lab/caffe_train", "master", "", "OpenPose training (caffe_train)"),
+    ("s9xie/hed", "master", "", "HED"),
     ("happynear/caffe-windows", "master", "", "caffe-windows (happynear)"),
     ("NVIDIA/caffe", "caffe-0.17", "", "NVCaffe"),
     ("intel/caffe", "master", "", "Intel Caffe"),
@@ -54,9 +63,13 @@ _BOUND = re.compile(r'\bdef\("(\w+)"')
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
+    """A git command's output; `git grep` finding nothing (status 1) is an empty one."""
+    res = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120
+    )
+    if res.returncode and not (args[0] == "grep" and res.returncode == 1 and not res.stderr):
+        raise subprocess.CalledProcessError(res.returncode, res.args, res.stdout, res.stderr)
+    return res.stdout
 
 
 def _proto(text: str) -> tuple[set[tuple[str, str]], set[str], set[str]]:

@@ -73,6 +73,15 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         ),
         # with the registry whole (upstream's types listed): not a build that lost them
         (3.0, rf"Unknown layer type: (?:{_any(layers)}) \(known types: AbsVal, Accuracy\b"),
+        # any other type such a registry lacks (a fork not in the table, or a newer
+        # upstream than the Caffe that runs: FCN's Crop once), unless a Python layer (a
+        # build without WITH_PYTHON_LAYER) or one it lists under another case (Relu for
+        # ReLU: a typo in the prototxt)
+        (
+            2.0,
+            r"(?i)Unknown layer type: (?!Python\b)(\w+) "
+            r"\(known types: AbsVal, Accuracy\b(?!.*\b\1\b)",
+        ),
         (
             2.5,
             rf'"caffe\.LayerParameter" has no field named '
