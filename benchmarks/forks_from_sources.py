@@ -158,7 +158,7 @@ def main(mirrors: Path) -> None:
     for name, ref, prefix, called in FORKS:
         got = _names(repo(name), ref, prefix)
         print("    (")
-        for value in (called, name, ref, got["commit"]):
+        for value in (called, name, ref.removeprefix("origin/"), got["commit"]):
             print(f"        {value!r},")
         for key in ("fields", "values", "messages", "layers", "modules", "python"):
             extra = sorted(got[key] - up[key])

@@ -18,12 +18,37 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from caffedoc.knowledge import Signature, forks_data
 
 SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
 OUTRANKS = ("prototxt-parse",)
+
+
+class Fork(NamedTuple):
+    """One row of forks_data.FORKS: what a fork adds to upstream, where it came from."""
+
+    called: str  # what users call it: "SSD"
+    repo: str
+    ref: str
+    commit: str
+    fields: tuple[tuple[str, str], ...]  # (message, field) pairs
+    values: tuple[str, ...]  # enum values
+    messages: tuple[str, ...]
+    layers: tuple[str, ...]  # registered layer types
+    modules: tuple[str, ...]  # pycaffe modules
+    python: tuple[str, ...]  # pycaffe functions, classes and bindings
+
+    def names(self) -> set[str]:
+        """Every name a log can quote of it."""
+        fields = {f for _, f in self.fields}
+        messages = {m.split(".")[-1] for m in self.messages}
+        return fields | messages | {*self.values, *self.layers, *self.modules, *self.python}
+
+
+FORKS = tuple(Fork(*row) for row in forks_data.FORKS)
 
 
 def _distinct(name: str) -> bool:
@@ -40,14 +65,14 @@ def _any(names: Iterable[str]) -> str:
 def signatures() -> dict[str, tuple[Signature, ...]]:
     fields: dict[str, set[str]] = {}
     values, messages, layers, modules, python = set(), set(), set(), set(), set()
-    for _called, _repo, _ref, _commit, pairs, enums, msgs, types, mods, py in forks_data.FORKS:
-        for message, field in pairs:
+    for fork in FORKS:
+        for message, field in fork.fields:
             fields.setdefault(message, set()).add(field)
-        values.update(enums)
-        messages.update(msgs)
-        layers.update(types)
-        modules.update(mods)
-        python.update(n for n in py if _distinct(n))
+        values.update(fork.values)
+        messages.update(fork.messages)
+        layers.update(fork.layers)
+        modules.update(fork.modules)
+        python.update(n for n in fork.python if _distinct(n))
     by_message = "|".join(
         f'{re.escape(m)}" has no field named "(?:{_any(f)})' for m, f in sorted(fields.items())
     )
@@ -114,12 +139,11 @@ def defined_by(lines: Iterable[str]) -> str | None:
             found.setdefault(name, [])
     if not found:
         return None
-    for called, repo, ref, _commit, pairs, enums, msgs, types, mods, py in forks_data.FORKS:
-        names = {f for _, f in pairs} | set(enums) | set(types) | set(mods) | set(py)
-        names |= {m.split(".")[-1] for m in msgs}
+    for fork in FORKS:
+        names = fork.names()
         for name, forks in found.items():
             if name in names:
-                forks.append(f"{called} ({repo}, branch {ref})")
+                forks.append(f"{fork.called} ({fork.repo}, branch {fork.ref})")
     said = []
     for name, forks in found.items():
         if not forks:

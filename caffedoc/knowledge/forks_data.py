@@ -1962,7 +1962,7 @@ FORKS = (
     (
         "Deep Visualization Toolbox",
         "yosinski/caffe",
-        "origin/deconv-deep-vis-toolbox",
+        "deconv-deep-vis-toolbox",
         "55cda91e068565d6832a081266f49245e2bf61e1",
         (("LRNParameter", "deconv_ignore"),),
         (),
