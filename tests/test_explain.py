@@ -581,6 +581,18 @@ def test_cli_json_shape():
     }
 
 
+def test_cli_names_the_forks_defining_a_missing_name_in_text_and_json():
+    log = str(LOGS / "fork-required" / "libfacedetection-norm-param.log")
+    res = caffedoc("explain", "--json", log)
+    assert res.returncode == 0, res.stderr
+    [top, *others] = json.loads(res.stdout)["matches"]
+    assert top["id"] == "fork-required" and [m["id"] for m in others] == ["prototxt-parse"]
+    assert top["detail"].startswith("norm_param: SSD (weiliu89/caffe, branch ssd)")
+    assert "detail" not in others[0]
+    text = caffedoc("explain", log).stdout
+    assert "  fork: norm_param: SSD (weiliu89/caffe, branch ssd)" in text
+
+
 def test_cli_shows_every_cause_that_fits_likeliest_first_each_with_its_lines():
     """A real log where two known problems fit: both named, each with its own lines."""
     case = LOGS / "protobuf-descriptor-clash" / "openpose-osx-two-opencv-caffe-proto.log"
