@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -236,6 +237,11 @@ def test_a_typo_of_an_upstream_field_stays_a_parse_error(built_caffe, tmp_path):
     ("script", "shown"),
     [
         ("from caffe.model_libs import *", "No module named 'caffe.model_libs'"),
+        # dilation's fork (fyu/caffe-dilation, not in the table) adds this message
+        (
+            "from caffe.proto import caffe_pb2\ncaffe_pb2.ImageLabelDataParameter",
+            "has no attribute 'ImageLabelDataParameter'",
+        ),
         # the Deep Visualization Toolbox's own Caffe binds Net.backward_from_layer
         ("import caffe\ncaffe.Net.backward_from_layer", "has no attribute 'backward_from_layer'"),
         (
@@ -336,3 +342,37 @@ def test_two_different_caffe_protos_in_one_pool_are_the_clash(make_venv, caffe_p
     )
     assert "Couldn't build proto file into descriptor pool" in res.stderr, res.stderr[-2000:]
     assert named(res.stderr)[:1] == ["protobuf-descriptor-clash"], res.stderr[-2000:]
+
+
+def test_an_older_caffe_package_found_first_is_shadowed_caffe(tmp_path):
+    """A stale caffe package (a distro's, an old `make pycaffe` copy) found first on an
+    interpreter's path: importing what upstream pycaffe exports from it fails for real.
+    (Not the built Caffe's venv: caffedoc's pin puts its build ahead of PYTHONPATH.)"""
+    stale = tmp_path / "old" / "caffe"
+    stale.mkdir(parents=True)
+    (stale / "__init__.py").write_text("from os import path  # an rc1-era copy\n")
+    res = subprocess.run(
+        [sys.executable, "-c", "from caffe import layers as L"],
+        env={"PYTHONPATH": str(stale.parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "cannot import name 'layers' from 'caffe'" in res.stderr, res.stderr
+    assert named(res.stderr)[:1] == ["shadowed-caffe"], res.stderr
+
+
+def test_an_mkl_header_missing_is_blas(tmp_path):
+    """Intel's Caffe includes MKL's vector math header: gcc's real words for it missing."""
+    err = _compile(tmp_path, "#include <mkl_vml_functions.h>\nint main() { return 0; }\n", "-c")
+    assert "mkl_vml_functions.h: No such file or directory" in err, err
+    assert named(err) == ["blas-not-found"], err
+
+
+def test_digits_asking_for_nvidias_fork_is_fork_required():
+    """DIGITS' own check of the Caffe it found (digits/config/caffe.py)."""
+    line = (
+        'ERROR: Library at "libcaffe.so.1.0.0-rc3" does not have expected suffix "-nv". '
+        "Are you using the NVIDIA/caffe fork?\n"
+    )
+    assert named(line) == ["fork-required"]

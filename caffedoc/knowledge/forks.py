@@ -78,6 +78,8 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     )
     attributes = _any(values | {m.split(".")[-1] for m in messages} | python)
     upstream_layer_fields = _any(f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter")
+    upstream_messages = {m.split(".")[-1] for m, _ in forks_data.UPSTREAM_FIELDS}
+    fork_messages = {m.split(".")[-1] for m in messages} - upstream_messages
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
@@ -111,6 +113,21 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             2.5,
             rf'"caffe\.LayerParameter" has no field named '
             rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
+        ),
+        # any field of a message only forks have: another variant of that fork
+        (2.5, rf'"caffe\.(?:{_any(fork_messages)})" has no field named "\w+"'),
+        # a layer's parameter message upstream lacks, asked of pycaffe's caffe_pb2
+        (
+            2.5,
+            rf"has no attribute '(?!(?:{_any(upstream_messages)})')[A-Z]\w*Parameter'",
+        ),
+        # a layer type upstream never had (in any case: Relu is upstream's ReLU mistyped),
+        # the registry cut off or whole; a registry without upstream's own types is a
+        # build that dropped its registrations (a static library), not another Caffe
+        (
+            2.0,
+            rf"(?i)Unknown layer type: (?!(?:Python|{_any(forks_data.UPSTREAM_LAYERS)})\b)\w+\b"
+            r"(?! \(known types: (?!AbsVal\b))",
         ),
     )
     return {

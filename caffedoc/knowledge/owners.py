@@ -49,7 +49,7 @@ OWNERS: tuple[Owner, ...] = (
         "blas-not-found",
         libraries=r"openblas[\w-]*|cblas|f?77blas|s?atlas|tatlas|blas|mkl_rt|mkl_\w+",
         words=r"openblas|cblas|atlas|mkl|libblas",
-        headers=r"(?:cblas|mkl|mkl_cblas)\.h",
+        headers=r"(?:cblas|mkl|mkl_\w+)\.h",  # MKL's mkl_cblas.h, mkl_vml_functions.h, …
         cmake=r"Atlas|OpenBLAS|MKL|BLAS|CBLAS|LAPACK",
         # cblas_* of every BLAS; MKL's own (mkl_*) and its vector math (vdSub, vsExp,
         # vmdLn: v[m][sdcz] + a capitalized operation, case-sensitive so that
@@ -273,6 +273,8 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r'"(?:typeinfo for |vtable for )?(?:{sym})[^"]*", referenced from',
     ),
     ("lnk2019", "mismatch", 3.0, r'unresolved external symbol (?:"[^"]*?|__imp_)?(?:{sym})'),
+    # the same by its code, which MSVC does not translate ("无法解析的外部符号")
+    ("lnk-code", "mismatch", 3.0, r'\bLNK20(?:01|19)\b[^"\n]*"[^"]*?(?:{sym})'),
     # the library found, but another release: glibc's dl-version.c and dl-lookup.c
     (
         "dl-version",
