@@ -63,6 +63,29 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 10's misses after tuning:
+    # CUDNN_STATUS_NOT_INITIALIZED reads as no usable GPU; another user's fix was cuDNN 5.
+    "cudnn-version/caffe-ocr-denseblock-cudnn-not-initialized.log": "none",
+    # a fork's net run by another Caffe shows only a weight-shape or prior-count check.
+    "fork-required/deepface-local-layer-copy-param-mismatch.log": "none",
+    "fork-required/faceboxes-ssd-caffe-num-priors-mismatch.log": "none",
+    "fork-required/libfacedetection-priorbox-mismatch-caffe-1.0.log": "none",
+    # MemoryDataParameter.transpose, a field of an upstream message no fork in the table
+    # adds: read as a typo.
+    "fork-required/mtcnn-memorydata-no-field-transpose.log": "prototxt-parse",
+    # an old pycaffe without `layers` found first (the collector: none, or shadowed).
+    "none/caffe-windows-old-pycaffe-cannot-import-layers.log": "shadowed-caffe",
+    # a corrupted caffemodel download is a caffemodel that cannot be parsed.
+    "none/cpm-pose-caffemodel-corrupted-download.log": "prototxt-parse",
+    # CUDNN_STATUS_INTERNAL_ERROR under grouped convolution, which the thread left
+    # unexplained.
+    "none/mobilenet-caffe-group-conv-cudnn-internal-error.log": "cudnn-version",
+    # CMake's cuDNN path left as a placeholder.
+    "none/person-search-cmake-cudnn-path-placeholder.log": "cuda-library-path",
+    # "TypeError: expected bytes, str found" alone.
+    "protobuf-version-drift/caffe-tensorflow-caffepb-expected-bytes-protobuf-3.2.log": "none",
+    # another Caffe's headers in /usr/local/include compiled into this one.
+    "shadowed-caffe/tiny-dsod-common-hpp-root-solver-conflict.log": "none",
     # Round 9's misses after tuning:
     # libcudart.so.6.5 missing, which the thread traced to an OpenCV built with CUDA:
     # the log names only the CUDA library.
