@@ -25,6 +25,7 @@ from caffedoc.knowledge import Signature, forks_data
 SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
 OUTRANKS = ("prototxt-parse",)
+NO_FIELD = r" has\s?no\s?field named "  # protobuf's words, as pastes mangle their spaces
 
 
 class Fork(NamedTuple):
@@ -74,7 +75,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         modules.update(fork.modules)
         python.update(n for n in fork.python if _distinct(n))
     by_message = "|".join(
-        f'{re.escape(m)}" has no field named "(?:{_any(f)})' for m, f in sorted(fields.items())
+        f'{re.escape(m)}"{NO_FIELD}"(?:{_any(f)})' for m, f in sorted(fields.items())
     )
     attributes = _any(values | {m.split(".")[-1] for m in messages} | python)
     upstream_layer_fields = _any(f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter")
@@ -83,7 +84,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
-        (3.0, rf'"caffe\.(?=(?:{by_message})")[\w.]+" has no field named "\w+"'),
+        (3.0, rf'"caffe\.(?=(?:{by_message})")[\w.]+"{NO_FIELD}"\w+"'),
         (3.0, rf'Unknown enumeration value of "(?:{_any(values)})" for field'),
         # pycaffe's caffe_pb2 without them (net_spec's P.MultiBoxLoss.MAX_NEGATIVE)
         (
@@ -111,11 +112,11 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         ),
         (
             2.5,
-            rf'"caffe\.LayerParameter" has no field named '
+            rf'"caffe\.LayerParameter"{NO_FIELD}'
             rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
         ),
         # any field of a message only forks have: another variant of that fork
-        (2.5, rf'"caffe\.(?:{_any(fork_messages)})" has no field named "\w+"'),
+        (2.5, rf'"caffe\.(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),
         # a layer's parameter message upstream lacks, asked of pycaffe's caffe_pb2
         (
             2.5,
@@ -136,7 +137,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
 
 
 _NAMED = re.compile(
-    r'has no field named "(\w+)"|Unknown layer type: (\w+)|Unknown enumeration value of "(\w+)"'
+    r'has\s?no\s?field named "(\w+)"|Unknown layer type: (\w+)|Unknown enumeration value of "(\w+)"'
     r"|has no attribute '(\w+)'|No module named '?(?:caffe\.)?(\w+)|name '(\w+)' is not defined"
 )
 SHOWN = 4  # forks named per missing name; the rest are counted
