@@ -63,6 +63,20 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 11's misses after tuning:
+    # an iOS project's Caffe submodule never checked out: only its protoc is missing.
+    "caffe-missing/caffe-ios-sample-not-cloned-recursively.log": "none",
+    "caffe-missing/caffe-ios-sample-submodule-not-checked-out.log": "none",
+    # Python 2's "cannot import name Net" from a caffe module without it, in an image
+    # with no Caffe: read as another caffe package found first.
+    "caffe-missing/deepo-py27-image-cannot-import-name-net.log": "shadowed-caffe",
+    # ImageDataParameter.normalize, a field of an upstream message that DSS's Caffe adds.
+    "fork-required/dss-no-field-named-normalize.log": "prototxt-parse",
+    # code for the MATLAB interface of older Caffes (caffe('init', …)).
+    "fork-required/spp-net-matcaffe-api-command-not-recognized.log": "none",
+    "fork-required/tdd-matcaffe-undefined-function-caffe.log": "none",
+    # CRF-RNN's first Caffe, whose V1 layer enum no fork in the table keeps.
+    "fork-required/train-crf-rnn-unknown-enum-multi-stage-meanfield.log": "prototxt-parse",
     # Round 10's misses after tuning:
     # CUDNN_STATUS_NOT_INITIALIZED reads as no usable GPU; another user's fix was cuDNN 5.
     "cudnn-version/caffe-ocr-denseblock-cudnn-not-initialized.log": "none",
