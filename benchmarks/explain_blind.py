@@ -77,10 +77,16 @@ messages 2 (DSS's ImageDataParameter.normalize, CRF-RNN's V1 enum), an iOS proje
 missing submodule 2, a pasted "has nofield named" 1 (tuned), Python 2's "cannot
 import name Net" read as shadowing 1.
 
-Across rounds 8 to 11 (338 logs from 10 collectors who never ran caffedoc), at first
-sight: 100/156 top-1 (64.1 %) and 166/182 unrelated unclaimed (91.2 %) as labelled;
-100/161 (62.1 %) and 166/177 (93.8 %) with round 8's flagged labels adjudicated. By
-round: 39/55, 27/44, 13/28, 21/29. Every one of them is now in tests/logs.
+Round 12: two collectors, one in the trackers of Caffe's big forks and branches
+(NVCaffe, Intel, the Windows and OpenCL branches, hipCaffe), one for the recent era
+(Ubuntu 20.04 on, CUDA 11 on, Python 3.8 on): 42 logs, nearly all unrelated. First
+sight at 71c19b8: 4/4 top-1, 37/38 unclaimed; the miss, NVCaffe's experimental FP16
+tests failing with CUDNN_STATUS_NOT_SUPPORTED as expected there.
+
+Across rounds 8 to 12 (380 logs from 12 collectors who never ran caffedoc), at first
+sight: 104/160 top-1 (65.0 %) and 203/220 unrelated unclaimed (92.3 %) as labelled;
+104/165 (63.0 %) and 203/215 (94.4 %) with round 8's flagged labels adjudicated. By
+round: 39/55, 27/44, 13/28, 21/29, 4/4. Every one of them is now in tests/logs.
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 12's miss: CUDNN_STATUS_NOT_SUPPORTED from NVCaffe's experimental FP16 tests,
+    # which the thread called expected there.
+    "none/nvcaffe-experimental-fp16-runtest-not-supported.log": "cudnn-version",
     # Round 11's misses after tuning:
     # an iOS project's Caffe submodule never checked out: only its protoc is missing.
     "caffe-missing/caffe-ios-sample-not-cloned-recursively.log": "none",
