@@ -6,7 +6,11 @@ sum of the weights of its signatures that match some line (each signature
 counts once, however often it repeats); a problem is recognized once its score
 reaches `RECOGNIZED_AT`, so one decisive signature ("File already exists in
 database: caffe.proto") suffices while generic ones ("Segmentation fault") only
-add weight to others.
+add weight to others. Some signatures are derived rather than written: every
+tool's words for a dependency's library (`knowledge.owners`) and the names only
+Caffe's forks have (`knowledge.forks`). A signature may name the problems whose
+lines it explains (`outranks`: a fork's field behind a parse error); its problem
+then takes their weight too, and is named before them.
 
 Logs are big and dirty: a build log can be 100 MB of compiler output with
 colours, Windows line endings, binary junk, bytes that are not UTF-8, or UTF-16
