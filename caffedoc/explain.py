@@ -209,19 +209,29 @@ def _key(literal: str) -> bytes:
 
 
 @functools.cache
+def signatures() -> dict[str, tuple[knowledge.Signature, ...]]:
+    """Every problem's signatures by id: its entry's own, then those derived from the
+    owner table and from the forks' sources."""
+    derived = (owners.signatures(), forks.signatures())
+    return {
+        pid: (*problem.signatures, *(s for d in derived for s in d.get(pid, ())))
+        for pid, problem in knowledge.entries().items()
+    }
+
+
+@functools.cache
 def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
     """Every signature of the knowledge base with its anchors (lowercase bytes)."""
     out = []
-    derived = (owners.signatures(), forks.signatures())
-    for problem in knowledge.entries().values():
-        for s in (*problem.signatures, *(s for d in derived for s in d.get(problem.id, ()))):
+    for pid, sigs in signatures().items():
+        for s in sigs:
             keys = tuple(sorted({_key(a) for a in anchors(s.pattern)}))
             if not keys:
                 raise knowledge.KnowledgeError(
-                    f"{problem.id}.toml: signature {s.pattern.pattern!r} has no literal of "
+                    f"{pid}.toml: signature {s.pattern.pattern!r} has no literal of "
                     f"{ANCHOR_MIN}+ characters that every match must contain"
                 )
-            out.append((_Signature(len(out), problem.id, s.pattern, s.weight, s.outranks), keys))
+            out.append((_Signature(len(out), pid, s.pattern, s.weight, s.outranks), keys))
     return tuple(out)
 
 

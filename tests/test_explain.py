@@ -26,7 +26,7 @@ import pytest
 
 from caffedoc import knowledge
 from caffedoc.build import paths
-from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream
+from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream, signatures
 from caffedoc.knowledge import forks, owners, translations
 from tests.conftest import caffedoc
 from tests.fixtures import cuda_libs
@@ -49,8 +49,7 @@ def accuracy(cases: list[Path]) -> tuple[float, list[str]]:
 
 
 def test_corpus_names_every_id_with_real_sources():
-    derived = {*owners.signatures(), *forks.signatures()}
-    ids = {p.id for p in knowledge.entries().values() if p.signatures} | derived
+    ids = {pid for pid, sigs in signatures().items() if sigs}
     dirs = {d.name for d in LOGS.iterdir() if d.is_dir()}
     assert dirs == ids | {"none"}
     for name in dirs:
@@ -415,12 +414,11 @@ def test_an_error_inside_a_dependencys_header_names_its_owner(tmp_path):
 
 
 def test_every_signature_has_an_anchor():
-    derived = owners.signatures()
-    assert set(derived) <= set(knowledge.entries())
-    for problem in knowledge.entries().values():
-        for sig in (*problem.signatures, *derived.get(problem.id, ())):
+    assert set(owners.signatures()) | set(forks.signatures()) <= set(knowledge.entries())
+    for pid, sigs in signatures().items():
+        for sig in sigs:
             found = anchors(sig.pattern)
-            assert found and min(map(len, found)) >= 3, (problem.id, sig.pattern.pattern)
+            assert found and min(map(len, found)) >= 3, (pid, sig.pattern.pattern)
 
 
 def test_anchors_are_literals_every_match_contains():

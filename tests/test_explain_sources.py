@@ -28,18 +28,23 @@ def named(output: str) -> list[str]:
     return [m.problem.id for m in explain_stream(io.BytesIO(output.encode())).matches]
 
 
+def python_c(python: Path | str, script: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -c script` with only `env` (and a system PATH): what a user runs and pastes."""
+    return subprocess.run(
+        [str(python), "-c", script],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize("series", pyenv_series())
 def test_a_python_started_with_another_pythons_home_is_interpreter_drift(tmp_path, series):
     """PYTHONHOME pointing elsewhere (a conda env's, another Python's prefix): every
     CPython from 2.7 to 3.13 fails to start, each in its own words."""
     python = pyenv_python(series)
-    res = subprocess.run(
-        [str(python), "-c", "pass"],
-        env={"PYTHONHOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = python_c(python, "pass", PYTHONHOME=str(tmp_path))
     assert res.returncode != 0, res.stderr
     assert named(res.stderr)[:1] == ["interpreter-drift"], res.stderr
 
@@ -255,13 +260,7 @@ def test_a_forks_script_run_by_upstream_pycaffe_is_fork_required(built_caffe, sc
     """SSD's training scripts import its model_libs and its caffe_pb2 additions, the
     toolbox calls its fork's bindings: the real pycaffe of upstream Caffe, the real
     traceback."""
-    res = subprocess.run(
-        [str(built_caffe.python), "-c", script],
-        env=built_caffe.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = python_c(built_caffe.python, script, **built_caffe.env)
     assert res.returncode != 0 and shown in res.stderr, res.stderr
     assert named(res.stderr)[:1] == ["fork-required"], res.stderr
 
@@ -303,13 +302,7 @@ def test_caffe_pb2_from_a_newer_protoc_than_the_runtime_is_drift(make_venv, genc
     """caffe_pb2.py from libprotoc 3.15.8, imported by the protobuf 3.11 runtime (an old
     distro package under a newer protoc): the real AttributeError."""
     venv = make_venv("3.8", "protobuf==3.11.3")
-    res = subprocess.run(
-        [str(venv.python), "-c", "import caffe_pb2"],
-        env={"PYTHONPATH": str(gencode("descriptors").parent), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = python_c(venv.python, "import caffe_pb2", PYTHONPATH=str(gencode("descriptors").parent))
     assert "has no attribute '_internal_create_key'" in res.stderr, res.stderr
     assert named(res.stderr)[:1] == ["protobuf-version-drift"], res.stderr
 
@@ -333,13 +326,7 @@ def test_two_different_caffe_protos_in_one_pool_are_the_clash(make_venv, caffe_p
     (tmp_path / f"out-{fork.name}" / "caffe_pb2.py").rename(tmp_path / "out-fork" / "fork_pb2.py")
     venv = make_venv("3.11", "protobuf==5.29.3")
     paths = f"{tmp_path / f'out-{caffe_proto.parent.name}'}:{tmp_path / 'out-fork'}"
-    res = subprocess.run(
-        [str(venv.python), "-c", "import caffe_pb2, fork_pb2"],
-        env={"PYTHONPATH": paths, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = python_c(venv.python, "import caffe_pb2, fork_pb2", PYTHONPATH=paths)
     assert "Couldn't build proto file into descriptor pool" in res.stderr, res.stderr[-2000:]
     assert named(res.stderr)[:1] == ["protobuf-descriptor-clash"], res.stderr[-2000:]
 
@@ -351,13 +338,7 @@ def test_an_older_caffe_package_found_first_is_shadowed_caffe(tmp_path):
     stale = tmp_path / "old" / "caffe"
     stale.mkdir(parents=True)
     (stale / "__init__.py").write_text("from os import path  # an rc1-era copy\n")
-    res = subprocess.run(
-        [sys.executable, "-c", "from caffe import layers as L"],
-        env={"PYTHONPATH": str(stale.parent), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = python_c(sys.executable, "from caffe import layers as L", PYTHONPATH=str(stale.parent))
     assert "cannot import name 'layers' from 'caffe'" in res.stderr, res.stderr
     assert named(res.stderr)[:1] == ["shadowed-caffe"], res.stderr
 
