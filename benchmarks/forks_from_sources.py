@@ -147,6 +147,10 @@ def main(mirrors: Path) -> None:
     for message, field in sorted(up["fields"]):
         print(f"    ({message!r}, {field!r}),")
     print(")")
+    print("UPSTREAM_VALUES = (")
+    for name in sorted(up["values"]):
+        print(f"    {name!r},")
+    print(")")
     print("UPSTREAM_LAYERS = (")
     for name in sorted(up["layers"]):
         print(f"    {name!r},")

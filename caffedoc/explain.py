@@ -34,7 +34,7 @@ import codecs
 import functools
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -132,6 +132,7 @@ class _Signature:
     pattern: re.Pattern[str]
     weight: float
     outranks: tuple[str, ...]
+    accept: Callable[[re.Match[str]], bool] | None
 
 
 def anchors(pattern: re.Pattern[str]) -> list[str]:
@@ -231,7 +232,8 @@ def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
                     f"{pid}.toml: signature {s.pattern.pattern!r} has no literal of "
                     f"{ANCHOR_MIN}+ characters that every match must contain"
                 )
-            out.append((_Signature(len(out), pid, s.pattern, s.weight, s.outranks), keys))
+            sig = _Signature(len(out), pid, s.pattern, s.weight, s.outranks, s.accept)
+            out.append((sig, keys))
     return tuple(out)
 
 
@@ -388,7 +390,7 @@ class _Scan:
                 if line is None:
                     line = text[start:end].decode("utf-8", "replace")
                 m = sig.pattern.search(line)
-                if m:
+                if m and (sig.accept is None or sig.accept(m)):
                     line_no += low.count(b"\n", offset, start)
                     offset = start
                     self.sigs[sig.index] = sig

@@ -72,13 +72,6 @@ KNOWN_MISSES = {
     # Python 2's "cannot import name Net" from a caffe module without it, in an image
     # with no Caffe: read as another caffe package found first.
     "caffe-missing/deepo-py27-image-cannot-import-name-net.log": "shadowed-caffe",
-    # ImageDataParameter.normalize, a field of an upstream message that DSS's Caffe adds.
-    "fork-required/dss-no-field-named-normalize.log": "prototxt-parse",
-    # code for the MATLAB interface of older Caffes (caffe('init', …)).
-    "fork-required/spp-net-matcaffe-api-command-not-recognized.log": "none",
-    "fork-required/tdd-matcaffe-undefined-function-caffe.log": "none",
-    # CRF-RNN's first Caffe, whose V1 layer enum no fork in the table keeps.
-    "fork-required/train-crf-rnn-unknown-enum-multi-stage-meanfield.log": "prototxt-parse",
     # Round 10's misses after tuning:
     # CUDNN_STATUS_NOT_INITIALIZED reads as no usable GPU; another user's fix was cuDNN 5.
     "cudnn-version/caffe-ocr-denseblock-cudnn-not-initialized.log": "none",
@@ -86,9 +79,6 @@ KNOWN_MISSES = {
     "fork-required/deepface-local-layer-copy-param-mismatch.log": "none",
     "fork-required/faceboxes-ssd-caffe-num-priors-mismatch.log": "none",
     "fork-required/libfacedetection-priorbox-mismatch-caffe-1.0.log": "none",
-    # MemoryDataParameter.transpose, a field of an upstream message no fork in the table
-    # adds: read as a typo.
-    "fork-required/mtcnn-memorydata-no-field-transpose.log": "prototxt-parse",
     # an old pycaffe without `layers` found first (the collector: none, or shadowed).
     "none/caffe-windows-old-pycaffe-cannot-import-layers.log": "shadowed-caffe",
     # a corrupted caffemodel download is a caffemodel that cannot be parsed.
@@ -115,13 +105,11 @@ KNOWN_MISSES = {
     "cuda-arch/nvcaffe-fp16-gtx1080-needs-cuda8.log": "cudnn-version",
     # the paste holds no cuDNN line.
     "cudnn-version/textboxes-plusplus-convert-annoset-cudnn7.log": "none",
-    # forks whose names are C++ link symbols, MATLAB functions, a Python layer's
-    # attribute, a net_spec KeyError or a V1 enum that no fork in the table defines.
+    # forks whose names are C++ link symbols, a Python layer's attribute or a net_spec
+    # KeyError that no fork in the table defines.
     "fork-required/caffeonspark-bvlc-caffe-instead-of-yahoo-fork.log": "none",
-    "fork-required/fast-rcnn-matlab-old-caffe-wrapper.log": "none",
     "fork-required/pyfrcnn-windows-proposal-layer-no-phase.log": "none",
     "fork-required/shufflenet-v2-net-spec-keyerror-shufflechannel.log": "none",
-    "fork-required/train-crf-rnn-multi-stage-meanfield-enum.log": "prototxt-parse",
     # "No module named 'caffe._caffe'" from the distro's Caffe where DenseCap's was needed.
     "fork-required/densecap-apt-caffe-no-module-caffe-_caffe.log": "caffe-library-missing",
     # `six` missing for a build script, not for pycaffe.
@@ -141,10 +129,6 @@ KNOWN_MISSES = {
     # CUDA's "unknown error" (30) at SetDevice reads as the driver's; the thread's fix was
     # another cuDNN, which the log does not show.
     "cudnn-version/caffe-rtpose-cudnn6-setdevice-unknown-error.log": "gpu-driver",
-    # IEF's fork adds PoolingParameter.round_below: no fork in the table has it and it is
-    # no layer's *_param, so it reads as a typo (prototxt-parse second).
-    "fork-required/ief-demo-round-below-needs-fork.log": "prototxt-parse",
-    "fork-required/ief-vgg-round-below-bvlc.log": "prototxt-parse",
     # cmd.exe wrapped the parse error at 80 columns ("caf" / "fe.LayerParameter"): the
     # field's line never holds the message type.
     "fork-required/ssd500-detect-exe-norm-param.log": "prototxt-parse",

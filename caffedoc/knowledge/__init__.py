@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class Signature:
     # problems whose lines this one explains (a fork's field behind a parse error): its
     # problem takes their weight too, so it is named before them
     outranks: tuple[str, ...] = ()
+    # what one line's match must also satisfy, where a regular expression cannot say it
+    # (a field no upstream field resembles: a fork's, not a typo)
+    accept: Callable[[re.Match[str]], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

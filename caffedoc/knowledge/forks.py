@@ -15,6 +15,7 @@ not in the table, and counts a little less.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Iterable
@@ -62,6 +63,35 @@ def _any(names: Iterable[str]) -> str:
     return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
 
 
+# upstream messages whose unknown fields are not a layer's: a net's or solver's field
+# upstream lacks is an older project's (a removed solver option), or the name of a net
+# whose weights were given as its definition
+NOT_LAYERS = ("NetParameter", "SolverParameter", "SolverState", "NetState", "NetStateRule")
+LIKE_A_TYPO = 0.75  # difflib's ratio from which a name reads as another, mistyped
+
+
+@functools.cache
+def _upstream_fields() -> dict[str, frozenset[str]]:
+    fields: dict[str, set[str]] = {}
+    for message, field in forks_data.UPSTREAM_FIELDS:
+        fields.setdefault(message.split(".")[-1], set()).add(field)
+    return {m: frozenset(f) for m, f in fields.items()}
+
+
+def _not_upstream(match: re.Match[str]) -> bool:
+    """A field upstream's message lacks and none of whose fields it resembles: not a
+    typo (`num_outputs`), not one a newer upstream added (`dilation`), not a layer's
+    field put in the layer itself (`kernel_size`), so a fork's."""
+    message, name = match.group(1), match.group(2)
+    fields = _upstream_fields()
+    own = fields.get(message, frozenset())
+    if name in own or (
+        message.endswith("LayerParameter") and any(name in f for f in fields.values())
+    ):
+        return False
+    return not difflib.get_close_matches(name, own, n=1, cutoff=LIKE_A_TYPO)
+
+
 @functools.cache
 def signatures() -> dict[str, tuple[Signature, ...]]:
     fields: dict[str, set[str]] = {}
@@ -78,8 +108,11 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         f'{re.escape(m)}"{NO_FIELD}"(?:{_any(f)})' for m, f in sorted(fields.items())
     )
     attributes = _any(values | {m.split(".")[-1] for m in messages} | python)
-    upstream_layer_fields = _any(f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter")
+    upstream_layer_fields = _any(
+        f for m, f in forks_data.UPSTREAM_FIELDS if m in ("LayerParameter", "V1LayerParameter")
+    )
     upstream_messages = {m.split(".")[-1] for m, _ in forks_data.UPSTREAM_FIELDS}
+    layer_messages = _any(upstream_messages - set(NOT_LAYERS))
     fork_messages = {m.split(".")[-1] for m in messages} - upstream_messages
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
@@ -112,8 +145,15 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         ),
         (
             2.5,
-            rf'"caffe\.LayerParameter"{NO_FIELD}'
+            rf'"caffe\.(?:V1)?LayerParameter"{NO_FIELD}'
             rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
+        ),
+        # a V1 layer type (`layers {{ type: MULTI_STAGE_MEANFIELD }}`) upstream's enum lacks;
+        # a V2 name in V1's syntax (`type: Convolution`) is not upper case: a parse error
+        (
+            2.5,
+            rf'Unknown enumeration value of "(?!(?:{_any(forks_data.UPSTREAM_VALUES)})")'
+            r'[A-Z][A-Z0-9_]*" for field "type"',
         ),
         # any field of a message only forks have: another variant of that fork
         (2.5, rf'"caffe\.(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),
@@ -131,8 +171,21 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             r"(?! \(known types: (?!AbsVal\b))",
         ),
     )
+    # a field of a layer's upstream message that only a fork adds (DSS's
+    # ImageDataParameter.normalize, IEF's PoolingParameter.round_below), told from a typo
+    # by `_not_upstream`
+    any_field = Signature(
+        re.compile(rf'"caffe\.({layer_messages})"{NO_FIELD}"(\w+)"'),
+        2.5,
+        SOURCE,
+        outranks=OUTRANKS,
+        accept=_not_upstream,
+    )
     return {
-        PROBLEM: tuple(Signature(re.compile(p), w, SOURCE, outranks=OUTRANKS) for w, p in forms)
+        PROBLEM: (
+            *(Signature(re.compile(p), w, SOURCE, outranks=OUTRANKS) for w, p in forms),
+            any_field,
+        )
     }
 
 
