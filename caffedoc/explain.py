@@ -349,8 +349,20 @@ def _chunks(stream: BinaryIO) -> Iterator[bytes]:
 
 
 def _clean(chunk: bytes) -> bytes:
-    """Without colours and carriage returns; newlines (and so line numbers) are kept."""
-    return _ANSI.sub(b"", chunk).replace(b"\r\n", b"\n").replace(b"\r", b" ")
+    """Without colours and carriage returns, with rows a console cut at its width joined;
+    newlines (and so line numbers) are kept."""
+    text = _ANSI.sub(b"", chunk).replace(b"\r\n", b"\n").replace(b"\r", b" ")
+    return _WRAPPED.sub(_unwrap, text)
+
+
+# Windows' console wraps every line at its width (80 columns by default) and a copy
+# keeps the rows: `... Message type "caf` / `fe.LayerParameter" has no field ...`
+_WRAPPED = re.compile(rb"(?m)^(?:[^\n]{80}\n)+[^\n]*")
+
+
+def _unwrap(rows: re.Match[bytes]) -> bytes:
+    """The rows as one line, then as many empty lines as were joined."""
+    return rows[0].replace(b"\n", b"") + b"\n" * rows[0].count(b"\n")
 
 
 def _quote(line: str, at: int) -> str:

@@ -62,6 +62,9 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # the console's rows joined, CUDNN_STATUS_EXECUTION_FAILED reads as cuDNN's; the thread
+    # found the GPU out of memory.
+    "none/cudnn-execution-failed-out-of-memory.log": "cudnn-version",
     # Round 12's miss: CUDNN_STATUS_NOT_SUPPORTED from NVCaffe's experimental FP16 tests,
     # which the thread called expected there.
     "none/nvcaffe-experimental-fp16-runtest-not-supported.log": "cudnn-version",
@@ -129,9 +132,6 @@ KNOWN_MISSES = {
     # CUDA's "unknown error" (30) at SetDevice reads as the driver's; the thread's fix was
     # another cuDNN, which the log does not show.
     "cudnn-version/caffe-rtpose-cudnn6-setdevice-unknown-error.log": "gpu-driver",
-    # cmd.exe wrapped the parse error at 80 columns ("caf" / "fe.LayerParameter"): the
-    # field's line never holds the message type.
-    "fork-required/ssd500-detect-exe-norm-param.log": "prototxt-parse",
     # a fork's own BN layer never registered (the fork's bug): the log is exactly that of
     # another Caffe running the fork's net.
     "none/residual-attention-unknown-layer-bn.log": "fork-required",
@@ -495,6 +495,26 @@ def test_windows_line_endings_keep_line_numbers():
     assert not any(
         e.text.endswith("\r") for e in explain_stream(io.BytesIO(crlf)).matches[0].evidence
     )
+
+
+def test_rows_a_windows_console_cut_at_80_columns_are_read_as_one_line():
+    """cmd.exe's copy keeps its rows: the message type and the field sit on two of them."""
+    line = (
+        "[libprotobuf ERROR C:\\protobuf\\src\\google\\protobuf\\text_format.cc:298] Error "
+        'parsing text-format caffe.NetParameter: 824:14: Message type "caffe.LayerParameter" '
+        'has no field named "norm_param".'
+    )
+    rows = [line[i : i + 80] for i in range(0, len(line), 80)]
+    after = (
+        "F0726 14:21:25.072182  6228 upgrade_proto.cpp:79] Check failed: "
+        "ReadProtoFromTextFile(param_file, param) Failed to parse NetParameter file: deploy.prototxt"
+    )
+    log = "\r\n".join(["C:\\ssd>ssd_detect.exe deploy.prototxt", *rows, after]) + "\r\n"
+    assert len(rows) == 3 and all(len(r) == 80 for r in rows[:-1])
+    result = explain_stream(io.BytesIO(log.encode()))
+    assert [m.problem.id for m in result.matches][:2] == ["fork-required", "prototxt-parse"]
+    assert [e.line for e in result.matches[0].evidence] == [2]
+    assert [e.line for e in result.matches[1].evidence] == [2, 5]  # the line after keeps its number
 
 
 def test_a_utf16_log_from_windows_reads_the_same():
