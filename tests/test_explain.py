@@ -56,12 +56,15 @@ def test_corpus_names_every_id_with_real_sources():
         assert len(list((LOGS / name).glob("*.log"))) >= MIN_CASES, name
     for case in CASES:
         first = case.read_bytes().split(b"\n", 1)[0].decode()
-        assert re.match(r"# source: (https://\S+|reproduced with .+)$", first), case
+        assert re.match(r"# source: (https?://\S+|reproduced with .+)$", first), case
 
 
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 13's miss: CUDNN_STATUS_INTERNAL_ERROR on MobileNet-SSD's depthwise layers, which
+    # the blog's author worked around with Caffe's own engine (as the earlier mobilenet log).
+    "none/mobilenet-ssd-depthwise-cudnn-internal-error.log": "cudnn-version",
     # the console's rows joined, CUDNN_STATUS_EXECUTION_FAILED reads as cuDNN's; the thread
     # found the GPU out of memory.
     "none/cudnn-execution-failed-out-of-memory.log": "cudnn-version",
