@@ -8,9 +8,11 @@ built or another Caffe is found first, the cause is the same (fork-required), an
 explains the parse error that prototxt-parse would otherwise name: these signatures
 outrank it (see `Signature.outranks`).
 
-The names come from the forks' own sources (`forks_data`, generated); a field of
-LayerParameter ending in `_param` that upstream lacks is some fork's layer, even one
-not in the table, and counts a little less.
+The names come from the forks' own sources (`forks_data`, generated). A fork not in
+the table still shows by what upstream lacks, and counts a little less: a field of
+LayerParameter ending in `_param`, a field of a layer's message that none of that
+message's upstream fields resembles (a typo resembles one: `Signature.accept` tells
+them apart), a V1 layer type in upper case that upstream's enum never had.
 """
 
 from __future__ import annotations
