@@ -87,6 +87,22 @@ Across rounds 8 to 12 (380 logs from 12 collectors who never ran caffedoc), at f
 sight: 104/160 top-1 (65.0 %) and 203/220 unrelated unclaimed (92.3 %) as labelled;
 104/165 (63.0 %) and 203/215 (94.4 %) with round 8's flagged labels adjudicated. By
 round: 39/55, 27/44, 13/28, 21/29, 4/4. Every one of them is now in tests/logs.
+
+How much of the gap is the labels? A second labeller, who saw neither the labels nor
+caffedoc, labelled 60 of those 380 logs (a seeded random sample) from their threads
+alone: 59/60 agree (52 verified in the thread, 8 from the log where the thread was out
+of reach); the one difference, a Nix expression passing "3" where Boost.Python wants
+the major.minor version, is boost-python or none. So the labels are not what misses:
+the long tail of causes the lines do not state is. Both labels of each are in
+benchmarks/second_labeller.tsv.
+
+Round 13 (at 60d6355, after a corpus-tuned rule for a fork's field of an upstream
+layer message, a V1 type upstream lacks, and matcaffe's interface before rc2): three
+collectors searched the pages corpus (blogs, Q&A sites and their mirrors), never used
+before. It holds few Caffe failures with their cause in the part of a page it stores:
+6 logs from 133 look-ups. First sight 3/3 top-1, 2/3 unclaimed; the miss,
+CUDNN_STATUS_INTERNAL_ERROR on depthwise convolutions that the blog's author worked
+around with Caffe's own engine, read as cuDNN's (as one corpus log was).
 """
 
 from __future__ import annotations
