@@ -509,8 +509,8 @@ def test_rows_a_windows_console_cut_at_80_columns_are_read_as_one_line():
     )
     rows = [line[i : i + 80] for i in range(0, len(line), 80)]
     after = (
-        "F0726 14:21:25.072182  6228 upgrade_proto.cpp:79] Check failed: "
-        "ReadProtoFromTextFile(param_file, param) Failed to parse NetParameter file: deploy.prototxt"
+        "F0726 14:21:25.072182  6228 upgrade_proto.cpp:79] Check failed: ReadProtoFromTextFile"
+        "(param_file, param) Failed to parse NetParameter file: deploy.prototxt"
     )
     log = "\r\n".join(["C:\\ssd>ssd_detect.exe deploy.prototxt", *rows, after]) + "\r\n"
     assert len(rows) == 3 and all(len(r) == 80 for r in rows[:-1])
@@ -636,6 +636,20 @@ def test_cli_names_the_forks_defining_a_missing_name_in_text_and_json():
     assert "detail" not in others[0]
     text = caffedoc("explain", log).stdout
     assert "  fork: norm_param: SSD (weiliu89/caffe, branch ssd)" in text
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        # a field of a fork outside the table
+        ("fork-required/ief-vgg-round-below-bvlc.log", "round_below: no fork caffedoc knows"),
+        # upstream's own layer, which the Caffe that ran predates
+        ("none/old-caffe-unknown-layer-batchnorm.log", "BatchNorm: upstream Caffe's own"),
+    ],
+)
+def test_a_name_no_fork_in_the_table_defines_is_said_to_be_the_nets_fork_or_upstreams(case, said):
+    (match, *_) = explain_stream(io.BytesIO((LOGS / case).read_bytes())).matches
+    assert match.problem.id == "fork-required" and match.detail.startswith(said)
 
 
 def test_cli_shows_every_cause_that_fits_likeliest_first_each_with_its_lines():

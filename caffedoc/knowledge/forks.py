@@ -202,8 +202,8 @@ def defined_by(lines: Iterable[str]) -> str | None:
     """Which forks define the names these lines miss: "norm_param: SSD (weiliu89/caffe, branch
     ssd), …".
 
-    A name in no fork of the table is still not upstream Caffe's (the rules say so): its
-    net's own fork, the one it was published with, defines it.
+    A name in no fork of the table is its net's own fork's, the one it was published
+    with; or upstream's own, which a Caffe older than the net lacks (Crop, BatchNorm).
     """
     found: dict[str, list[str]] = {}
     for line in lines:
@@ -217,11 +217,14 @@ def defined_by(lines: Iterable[str]) -> str | None:
         for name, forks in found.items():
             if name in names:
                 forks.append(f"{fork.called} ({fork.repo}, branch {fork.ref})")
+    upstream = {f for _, f in forks_data.UPSTREAM_FIELDS} | set(forks_data.UPSTREAM_LAYERS)
     said = []
     for name, forks in found.items():
-        if not forks:
+        if forks:
+            more = f", and {len(forks) - SHOWN} more" if len(forks) > SHOWN else ""
+            said.append(f"{name}: {', '.join(forks[:SHOWN])}{more}")
+        elif name in upstream:
+            said.append(f"{name}: upstream Caffe's own, newer than the Caffe that ran")
+        else:
             said.append(f"{name}: no fork caffedoc knows; the one the net was published with")
-            continue
-        more = f", and {len(forks) - SHOWN} more" if len(forks) > SHOWN else ""
-        said.append(f"{name}: {', '.join(forks[:SHOWN])}{more}")
     return "; ".join(said)
