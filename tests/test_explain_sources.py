@@ -163,6 +163,15 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
         # MATLAB code for the interface before rc2: old matcaffe refusing a fork's command,
         # and MATLAB finding no function `caffe` where the +caffe package replaced it
         ("Error using caffe\nAPI command not recognized\n", "fork-required"),
+        # TensorRT's Caffe parser, with its own copy of caffe.proto (package ditcaffe, then
+        # trtcaffe): a fork's field, and a caffemodel it cannot read
+        (
+            "[libprotobuf ERROR google/protobuf/text_format.cc:298] Error parsing text-format "
+            'trtcaffe.NetParameter: 12:20: Message type "trtcaffe.LayerParameter" has no field '
+            'named "upsample_param".\nERROR: CaffeParser: Could not parse deploy file\n',
+            "fork-required",
+        ),
+        ("Caffe Parser: could not parse binary model file\n", "prototxt-parse"),
         (
             "Undefined function 'caffe' for input arguments of type 'char'.\n\n"
             "Error in fast_rcnn_load_net (line 11)\ninit_key = caffe('init', def, net, 'test');\n",
@@ -400,3 +409,61 @@ def test_digits_asking_for_nvidias_fork_is_fork_required():
         "Are you using the NVIDIA/caffe fork?\n"
     )
     assert named(line) == ["fork-required"]
+
+
+def test_a_pyc_of_python_2_imported_by_python_3_is_interpreter_drift(tmp_path):
+    """A converter shipping caffe_pb2.pyc compiled by Python 2, imported by Python 3:
+    importlib reads the other release's magic number and refuses it."""
+    (tmp_path / "caffe_pb2.py").write_text("NET = 1\n")
+    old = subprocess.run(
+        [str(pyenv_python("2.7")), "-m", "py_compile", "caffe_pb2.py"], cwd=tmp_path, timeout=60
+    )
+    assert old.returncode == 0
+    (tmp_path / "caffe_pb2.py").unlink()  # shipped as the .pyc alone
+    res = subprocess.run(
+        [sys.executable, "-c", "import caffe_pb2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "bad magic number in 'caffe_pb2'" in res.stderr, res.stderr
+    assert named(res.stderr) == ["interpreter-drift"]
+
+
+@pytest.mark.caffe
+def test_a_caffemodel_missing_required_fields_is_a_parse_error(built_caffe, tmp_path):
+    """Weights from another caffe.proto (R-FCN's psroi_pooling_param, here upstream's own
+    ClipParameter without its required min and max): protobuf's C++ runtime refuses them."""
+    weights = tmp_path / "clip.caffemodel"
+    written = python_c(
+        built_caffe.python,
+        "from caffe.proto import caffe_pb2\n"
+        "net = caffe_pb2.NetParameter()\n"
+        "layer = net.layer.add(name='clip', type='Clip')\n"
+        "layer.clip_param.SetInParent()\n"
+        f"open({str(weights)!r}, 'wb').write(net.SerializePartialToString())\n",
+        **built_caffe.env,
+    )
+    assert written.returncode == 0, written.stderr
+    (tmp_path / "net.prototxt").write_text(INPUT)
+    res = subprocess.run(
+        [
+            str(built_caffe.prefix / "bin" / "caffe"),
+            "test",
+            "-model",
+            "net.prototxt",
+            "-weights",
+            str(weights),
+            "-iterations",
+            "1",
+        ],
+        cwd=tmp_path,
+        env={**built_caffe.env, "GLOG_logtostderr": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = res.stdout + res.stderr
+    assert "because it is missing required fields: layer[0].clip_param.min" in log, log
+    assert named(log)[:1] == ["prototxt-parse"]

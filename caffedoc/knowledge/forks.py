@@ -29,6 +29,8 @@ SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
 OUTRANKS = ("prototxt-parse",)
 NO_FIELD = r" has\s?no\s?field named "  # protobuf's words, as pastes mangle their spaces
+# caffe.proto's package, or that of TensorRT's copy of it (ditcaffe, then trtcaffe)
+PACKAGE = r"(?:dit|trt)?caffe\."
 
 
 class Fork(NamedTuple):
@@ -119,7 +121,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
-        (3.0, rf'"caffe\.(?=(?:{by_message})")[\w.]+"{NO_FIELD}"\w+"'),
+        (3.0, rf'"{PACKAGE}(?=(?:{by_message})")[\w.]+"{NO_FIELD}"\w+"'),
         (3.0, rf'Unknown enumeration value of "(?:{_any(values)})" for field'),
         # pycaffe's caffe_pb2 without them (net_spec's P.MultiBoxLoss.MAX_NEGATIVE)
         (
@@ -147,7 +149,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         ),
         (
             2.5,
-            rf'"caffe\.(?:V1)?LayerParameter"{NO_FIELD}'
+            rf'"{PACKAGE}(?:V1)?LayerParameter"{NO_FIELD}'
             rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
         ),
         # a V1 layer type (`layers {{ type: MULTI_STAGE_MEANFIELD }}`) upstream's enum lacks;
@@ -158,7 +160,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             r'[A-Z][A-Z0-9_]*" for field "type"',
         ),
         # any field of a message only forks have: another variant of that fork
-        (2.5, rf'"caffe\.(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),
+        (2.5, rf'"{PACKAGE}(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),
         # a layer's parameter message upstream lacks, asked of pycaffe's caffe_pb2
         (
             2.5,
@@ -177,7 +179,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     # ImageDataParameter.normalize, IEF's PoolingParameter.round_below), told from a typo
     # by `_not_upstream`
     any_field = Signature(
-        re.compile(rf'"caffe\.({layer_messages})"{NO_FIELD}"(\w+)"'),
+        re.compile(rf'"{PACKAGE}({layer_messages})"{NO_FIELD}"(\w+)"'),
         2.5,
         SOURCE,
         outranks=OUTRANKS,
