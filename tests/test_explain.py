@@ -63,6 +63,24 @@ def test_corpus_names_every_id_with_real_sources():
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
     # Round 13's misses after tuning:
+    # cuDNN's BAD_PARAM and INTERNAL_ERROR from Caffe's convolutions, which each thread got
+    # past with `engine: CAFFE` (grouped and depthwise convolutions, a second GPU) or a
+    # Caffe without cuDNN, or once by changing LIBRARY_DIRS: read as cuDNN's misfit, as 14
+    # other logs of these statuses were (cudnn-version's fix names engine: CAFFE too).
+    "none/caffe-rtpose-cudnn-bad-param-library-dirs.log": "cudnn-version",
+    "none/deepdreamvideo-cudnn-bad-param-frame-3.log": "cudnn-version",
+    "none/mobilenet-caffe-faster-rcnn-cudnn-internal-error-group-conv.log": "cudnn-version",
+    "none/nvcaffe-cudnn-handle-bad-param-device-1.log": "cudnn-version",
+    "none/onnx2caffe-mobilenetv2-cudnn-internal-error-depthwise.log": "cudnn-version",
+    "none/tsn-ucf101-test-cudnn-bad-param-engine-caffe.log": "cudnn-version",
+    # SegNet's Caffe's cuDNN tests failing under cuDNN 3, with no message but the names.
+    "cudnn-version/caffe-segnet-cuda8-cudnn3-runtest-failed.log": "none",
+    # OpenCV 2.4's libopencv_gpu missing a symbol at `import cv2`: fixed with another OpenCV.
+    "none/subcnn-import-cv2-libopencv-gpu-undefined-symbol.log": "opencv-build",
+    # the paste is cut before protobuf's TypeError (syntax='proto2' shown, not refused).
+    "protobuf-version-drift/pycaffe-caffe-pb2-unexpected-keyword-syntax.log": "none",
+    # one line: ApolloCaffe's undefined caffe::Tensor symbol from another libcaffe.
+    "shadowed-caffe/apollocaffe-undefined-symbol-tensor-mulfrom.log": "none",
     # OpenCV's dnn failing to read a pose caffemodel, which the maintainer thought a bad
     # path or a broken download (as the corrupted cpm-pose download below).
     "none/opencv-colab-readproto-binary-pose-caffemodel.log": "prototxt-parse",

@@ -172,6 +172,13 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
             "fork-required",
         ),
         ("Caffe Parser: could not parse binary model file\n", "prototxt-parse"),
+        # Caffe's CMake reading the version from a cudnn.h of cuDNN 8 or newer, which keeps
+        # it in cudnn_version.h (cmake/Cuda.cmake's detect_cuDNN)
+        (
+            "-- Found cuDNN: ver. ??? found (include: /usr/include, library: "
+            "/usr/lib/x86_64-linux-gnu/libcudnn.so)\n",
+            "cudnn-version",
+        ),
         (
             "Undefined function 'caffe' for input arguments of type 'char'.\n\n"
             "Error in fast_rcnn_load_net (line 11)\ninit_key = caffe('init', def, net, 'test');\n",
