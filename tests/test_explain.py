@@ -62,6 +62,13 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 14's misses after tuning:
+    # Torch's loadcaffe against a libprotobuf of another C++ ABI (gcc 4.9 against gcc 5),
+    # and its CMake finding no protobuf: protobuf's problems, which the collector put
+    # outside protobuf-version-drift (its summary now names both).
+    "none/loadcaffe-gcc49-protobuf-undefined-symbol.log": "protobuf-version-drift",
+    "none/loadcaffe-mac-could-not-find-protobuf.log": "protobuf-version-drift",
+    "none/neural-style-libloadcaffe-undefined-symbol-needs-gcc5.log": "protobuf-version-drift",
     # Round 13's misses after tuning:
     # cuDNN's BAD_PARAM and INTERNAL_ERROR from Caffe's convolutions, which each thread got
     # past with `engine: CAFFE` (grouped and depthwise convolutions, a second GPU) or a
