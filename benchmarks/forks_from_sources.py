@@ -120,6 +120,12 @@ def _names(repo: Path, ref: str, prefix: str) -> dict[str, set]:
     }
 
 
+def _headers(repo: Path, commit: str) -> set[str]:
+    """Upstream's headers as a program includes them: caffe/layers/conv_layer.hpp."""
+    listing = _git(repo, "ls-tree", "-r", "--name-only", commit, "include/caffe")
+    return {n.removeprefix("include/") for n in listing.split()}
+
+
 def _upstream_words(repo: Path) -> set[str]:
     """Every word of pycaffe's sources in any upstream release."""
     words: set[str] = set()
@@ -149,6 +155,10 @@ def main(mirrors: Path) -> None:
     print(")")
     print("UPSTREAM_VALUES = (")
     for name in sorted(up["values"]):
+        print(f"    {name!r},")
+    print(")")
+    print("UPSTREAM_HEADERS = (")
+    for name in sorted(_headers(repo(UPSTREAM[0]), up["commit"])):
         print(f"    {name!r},")
     print(")")
     print("UPSTREAM_LAYERS = (")

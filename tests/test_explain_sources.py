@@ -63,6 +63,21 @@ def _compile(tmp_path: Path, source: str, *args: str) -> str:
     return res.stderr
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # upstream's own layer header: no Caffe on the program's include path
+        ("caffe/layers/memory_data_layer.hpp", "caffe-missing"),
+        # Faster R-CNN's: the fork's code, compiled against another Caffe
+        ("caffe/layers/roi_pooling_layer.hpp", "fork-required"),
+    ],
+)
+def test_a_caffe_layer_header_missing_is_caffes_or_a_forks(tmp_path, header, expected):
+    err = _compile(tmp_path, f"#include <{header}>\nint main() {{ return 0; }}\n", "-c")
+    assert f"{header}: No such file or directory" in err, err
+    assert named(err)[:1] == [expected]
+
+
 def test_opencv_1s_c_api_against_opencv_4s_headers_is_opencv_build(tmp_path):
     """Code written for OpenCV 1/2's C API (IplImage, cvNamedWindow, CvMat) compiled
     against OpenCV 4, which removed it: gcc's real errors name opencv-build."""

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from caffedoc.knowledge import Signature, forks_data
+from caffedoc.knowledge import Signature, forks_data, owners
 
 SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
@@ -158,6 +158,12 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             2.5,
             rf'Unknown enumeration value of "(?!(?:{_any(forks_data.UPSTREAM_VALUES)})")'
             r'[A-Z][A-Z0-9_]*" for field "type"',
+        ),
+        # a layer header upstream never had: a fork's code compiled against another Caffe
+        (
+            2.0,
+            rf"caffe/layers/(?!(?:{_any(owners.UPSTREAM_LAYER_HEADERS)})\.hpp)\w+\.hpp"
+            r"[\"'\u2019>]?\W{0,4}(?:No such file|file not found|Cannot open include file)",
         ),
         # any field of a message only forks have: another variant of that fork
         (2.5, rf'"{PACKAGE}(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),

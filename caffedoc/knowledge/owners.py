@@ -15,9 +15,14 @@ import functools
 import re
 from dataclasses import dataclass
 
-from caffedoc.knowledge import Signature
+from caffedoc.knowledge import Signature, forks_data
 
 SOURCE = "caffedoc/knowledge/owners.py"
+UPSTREAM_LAYER_HEADERS = tuple(  # conv_layer for caffe/layers/conv_layer.hpp
+    h.removeprefix("caffe/layers/").removesuffix(".hpp")
+    for h in forks_data.UPSTREAM_HEADERS
+    if h.startswith("caffe/layers/")
+)
 
 
 @dataclass(frozen=True)
@@ -121,12 +126,15 @@ OWNERS: tuple[Owner, ...] = (
         # Caffe found first (shadowed-caffe) as of a missing one, so it names neither.
         libraries=r"caffe(?:-nv|-d)?",
         words=r"libcaffe|/opt/caffe/",
-        # the headers every Caffe release has (rc1 to 1.0 and the forks); a missing one
-        # is a Caffe not on the include path. Not the ones 1.0 removed (vision_layers.hpp):
-        # missing, those say the code is older than the Caffe it builds with.
+        # the headers every Caffe release has (rc1 to 1.0 and the forks), and upstream's
+        # layer headers (caffe/layers/, from rc3 on); a missing one is a Caffe not on the
+        # include path. Not the ones 1.0 removed (vision_layers.hpp): missing, those say
+        # the code is older than the Caffe it builds with. A fork's layer header is
+        # fork-required's (forks.py).
         headers=(
             r"caffe/(?:caffe|blob|common|net|layer|layer_factory|solver|syncedmem|filler"
             r"|data_transformer|internal_thread)\.hpp"
+            rf"|caffe/layers/(?:{'|'.join(UPSTREAM_LAYER_HEADERS)})\.hpp"
         ),
         cmake=r"Caffe",
         load="caffe-library-missing",
