@@ -63,6 +63,13 @@ def test_corpus_names_every_id_with_real_sources():
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
     # Round 14's misses after tuning:
+    # CUDNN_STATUS_NOT_INITIALIZED where waifu2x lacked cudnn64_7.dll: read as no usable GPU.
+    "cudnn-version/waifu2x-snowshell-cunet-cudnn-not-initialized.log": "gpu-driver",
+    # cuda_runtime.h missing for a contributed tool on a CPU-only CI build: the code's bug.
+    "none/video-caffe-travis-cuda-runtime-h-missing.log": "cuda-library-path",
+    # ApolloCaffe's _apollocaffe.so with BVLC's libcaffe found first: an undefined
+    # caffe:: symbol says as much of a missing libcaffe as of another one.
+    "shadowed-caffe/reinspect-apollocaffe-after-caffe-singleton.log": "none",
     # Torch's loadcaffe against a libprotobuf of another C++ ABI (gcc 4.9 against gcc 5),
     # and its CMake finding no protobuf: protobuf's problems, which the collector put
     # outside protobuf-version-drift (its summary now names both).
