@@ -236,6 +236,19 @@ NOT_UPSTREAM = {
         'Unknown enumeration value of "MULTI_STAGE_MEANFIELD"',
         "fork-required",
     ),
+    # PixelNet's layer (kovibalu/saw_release's Caffe, not in the table)
+    "a fork's layer parameter": (
+        INPUT + 'layer { name: "rc" type: "RandCatConv" bottom: "data" top: "rc"\n'
+        "        rand_cat_conv_param { } }\n",
+        'has no field named "rand_cat_conv_param"',
+        "fork-required",
+    ),
+    "a typo of upstream's layer parameter": (
+        INPUT + 'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn"\n'
+        "        batchnorm_param { use_global_stats: true } }\n",
+        'has no field named "batchnorm_param"',
+        "prototxt-parse",
+    ),
     "a typo": (
         INPUT + 'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
         "        convolution_param { num_output: 4 kernel_size: 3\n"

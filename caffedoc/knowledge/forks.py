@@ -10,9 +10,10 @@ outrank it (see `Signature.outranks`).
 
 The names come from the forks' own sources (`forks_data`, generated). A fork not in
 the table still shows by what upstream lacks, and counts a little less: a field of
-LayerParameter ending in `_param`, a field of a layer's message that none of that
-message's upstream fields resembles (a typo resembles one: `Signature.accept` tells
-them apart), a V1 layer type in upper case that upstream's enum never had.
+LayerParameter ending in `_param`, or of a layer's message, that resembles none of
+upstream's (a typo resembles one: `Signature.accept` tells them apart), a V1 layer
+type in upper case that upstream's enum never had, a caffe/layers header upstream
+never had.
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def _not_upstream(match: re.Match[str]) -> bool:
     return not difflib.get_close_matches(name, own, n=1, cutoff=LIKE_A_TYPO)
 
 
+def _not_a_typo_of_a_layer_param(match: re.Match[str]) -> bool:
+    """A `*_param` whose stem resembles no upstream layer's (`bn`, not `batchnorm` for
+    `batch_norm`): the shared suffix would make every one resemble some other."""
+    stems = [f.removesuffix("_param") for f in _upstream_fields()["LayerParameter"]]
+    return not difflib.get_close_matches(match.group(1), stems, n=1, cutoff=LIKE_A_TYPO)
+
+
 @functools.cache
 def signatures() -> dict[str, tuple[Signature, ...]]:
     fields: dict[str, set[str]] = {}
@@ -147,11 +155,6 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             r"(?i)Unknown layer type: (?!Python\b)(\w+) "
             r"\(known types: AbsVal, Accuracy\b(?!.*\b\1\b)",
         ),
-        (
-            2.5,
-            rf'"{PACKAGE}(?:V1)?LayerParameter"{NO_FIELD}'
-            rf'"(?!(?:{upstream_layer_fields})")\w+_param"',
-        ),
         # a V1 layer type (`layers {{ type: MULTI_STAGE_MEANFIELD }}`) upstream's enum lacks;
         # a V2 name in V1's syntax (`type: Convolution`) is not upper case: a parse error
         (
@@ -191,9 +194,20 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         outranks=OUTRANKS,
         accept=_not_upstream,
     )
+    # a layer's *_param upstream lacks: a fork's layer, unless a typo of upstream's
+    layer_param = Signature(
+        re.compile(
+            rf'"{PACKAGE}(?:V1)?LayerParameter"{NO_FIELD}"(?!(?:{upstream_layer_fields})")(\w+)_param"'
+        ),
+        2.5,
+        SOURCE,
+        outranks=OUTRANKS,
+        accept=_not_a_typo_of_a_layer_param,
+    )
     return {
         PROBLEM: (
             *(Signature(re.compile(p), w, SOURCE, outranks=OUTRANKS) for w, p in forms),
+            layer_param,
             any_field,
         )
     }
