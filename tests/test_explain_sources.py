@@ -107,6 +107,23 @@ def test_an_opencv_module_missing_from_the_link_line_is_opencv_build(tmp_path):
     assert named(err) == ["opencv-build"], err
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # cuDNN v1's descriptor, gone since v2: code for another release
+        ("cudnnTensor4dDescriptor_t", ["cudnn-version"]),
+        # a type every release since v2 has: cudnn.h was never included (USE_CUDNN off)
+        ("cudnnTensorDescriptor_t", []),
+    ],
+)
+def test_an_undeclared_cudnn_type_is_another_release_unless_every_release_has_it(
+    tmp_path, name, expected
+):
+    err = _compile(tmp_path, f"struct Layer {{ {name} desc_; }};\n", "-c")
+    assert f"{name}" in err and "does not name a type" in err, err
+    assert named(err) == expected
+
+
 def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
     """cuDNN 5 put a NaN-propagation argument into cudnnSetPooling2dDescriptor; code
     passing a plain int there, compiled against NVIDIA's real cuDNN 8 headers, is a
