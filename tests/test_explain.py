@@ -62,6 +62,13 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 15's misses after tuning:
+    # a BatchNorm or Normalize layer whose blob count differs from the weights' (NVCaffe's
+    # five-blob BatchNorm, another Caffe's Normalize): "Incompatible number of blobs" says
+    # as much of a net trained elsewhere as of a prototxt that does not fit its weights.
+    "fork-required/nvcaffe-resnet50-batchnorm-blobs.log": "none",
+    "fork-required/unified-embedding-normalize-layer-blobs.log": "none",
+    "shadowed-caffe/mobilenet-caffe-bn-blobs-wrong-caffe-on-path.log": "none",
     # Round 14's misses after tuning:
     # MPI's C++ bindings unresolved, fixed by building against the serial HDF5 (the MPI
     # one pulled them in): no line says HDF5.
