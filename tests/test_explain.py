@@ -63,6 +63,23 @@ def test_corpus_names_every_id_with_real_sources():
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
     # Round 15's misses after tuning:
+    # a fork's own layer checks (FPN's data and label counts, FaceBoxes' prior count) run
+    # by another Caffe: only the symptom shows.
+    "fork-required/faceboxes-multibox-loss-num-priors-mismatch.log": "none",
+    "fork-required/fpn-data-label-same-number.log": "none",
+    "fork-required/fpn-loss-cls-data-label-same-number.log": "none",
+    # a program's CMake that never asked for OpenCV: its header missing reads as OpenCV's.
+    "none/caffe-yolov3-detectnet-opencv-hpp-not-found.log": "opencv-build",
+    # a fork's layer copied into the user's Caffe but never registered: reads as the
+    # fork's net run by another Caffe, which the registry shows it is.
+    "none/deformable-conv-unknown-layer-not-registered.log": "fork-required",
+    # cv::rotatedRectangleIntersection missing from an older OpenCV: a C++ API name no
+    # rule knows.
+    "opencv-build/deeptextspotter-rotatedrectangleintersection-not-declared.log": "none",
+    # a bare segfault creating a Python layer, which the maintainer put on two protobufs.
+    "protobuf-version-drift/faster-rcnn-cplusplus-proposal-layer-segfault.log": "none",
+    # a repository's prototxt using a field its own bundled Caffe lacked: read as a fork's.
+    "prototxt-parse/segaware-no-field-deletebottom.log": "fork-required",
     # a BatchNorm or Normalize layer whose blob count differs from the weights' (NVCaffe's
     # five-blob BatchNorm, another Caffe's Normalize): "Incompatible number of blobs" says
     # as much of a net trained elsewhere as of a prototxt that does not fit its weights.
