@@ -63,6 +63,17 @@ def test_corpus_names_every_id_with_real_sources():
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
     # Round 15's misses after tuning:
+    # a Caffe tool on macOS whose libhdf5_hl dyld cannot load: named as HDF5's (the owner
+    # of the library), where the collector read caffe-library-missing's summary.
+    "caffe-library-missing/bittiger-mac-runtest-libhdf5-hl-10-not-loaded.log": "hdf5-not-found",
+    "caffe-library-missing/runtest-dyld-rpath-libhdf5-hl-anaconda.log": "hdf5-not-found",
+    # cudnn.h missing on OS X while Caffe waited for cuDNN R2 support: read as a path.
+    "cudnn-version/osx-make-cudnn-h-not-found-cudnn-r2.log": "cuda-library-path",
+    # tcmalloc's invalid free in the Deep Visualization Toolbox (Caffe and OpenCV built
+    # apart): no line says OpenCV.
+    "opencv-runtime-crash/deepvis-toolbox-osx-tcmalloc-free-invalid-pointer.log": "none",
+    # "Cannot use GPU in CPU-only Caffe" from another Caffe than TSN's: no line says which.
+    "shadowed-caffe/tsn-eval-net-other-cpu-only-caffe.log": "none",
     # a fork's own layer checks (FPN's data and label counts, FaceBoxes' prior count) run
     # by another Caffe: only the symptom shows.
     "fork-required/faceboxes-multibox-loss-num-priors-mismatch.log": "none",
