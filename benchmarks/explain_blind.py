@@ -128,6 +128,22 @@ Rounds 13 and 14: 39/51 top-1 (76.5 %) and 63/77 unclaimed (81.8 %) at first sig
 where rounds 8 to 12 gave 65.0 % and 92.3 %: the signatures written from sources in
 between (a fork's field told from a typo, V1 types, the console's rows) generalized;
 the unclaimed share fell with batch r, which searched cuDNN's statuses by name.
+
+Round 15: three collectors in trackers no round had searched. s, repositories of
+pretrained models, at c094742: 8/12 top-1 (9/12 with a flagged "No module named
+_caffe" adjudicated caffe-library-missing, as its class names it), 13/14 unclaimed
+(misses: "Incompatible number of blobs" of a BatchNorm or Normalize from another
+Caffe, three times; a cuDNN type every release has, undeclared with USE_CUDNN off);
+t, detection and segmentation ports, at 1e466ac: 6/12, 10/12 after two threads the
+corpus held (a fork's own shape checks, FPN's and FaceBoxes'; an unregistered copied
+layer labelled none; a repository's field its own Caffe lacked labelled
+prototxt-parse; an OpenCV C++ name); u, macOS and Caffe's early era, at 61caa90: 7/12
+(8/13 with a flagged PyThreadState_Get adjudicated interpreter-drift), 13/14
+(libhdf5_hl not loaded, named HDF5's where the collector read caffe-library-missing,
+twice; tcmalloc's invalid free with no OpenCV line). Round 15 in all: 21/36 (58.3 %)
+and 36/40 (90.0 %) as labelled, 23/37 (62.2 %) and 36/39 (92.3 %) adjudicated.
+
+Rounds 13 to 15: 60/87 top-1 (69.0 %) and 99/117 unclaimed (84.6 %) as labelled.
 """
 
 from __future__ import annotations
