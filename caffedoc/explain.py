@@ -356,8 +356,11 @@ def _clean(chunk: bytes) -> bytes:
 
 
 # Windows' console wraps every line at its width (80 columns by default) and a copy
-# keeps the rows: `... Message type "caf` / `fe.LayerParameter" has no field ...`
-_WRAPPED = re.compile(rb"(?m)^(?:[^\n]{80}\n)+[^\n]*")
+# keeps the rows: `... Message type "caf` / `fe.LayerParameter" has no field ...`. A
+# message spans a few rows; a log whose own lines happen to be 80 wide is not joined
+# into one line longer than that.
+WRAPPED_ROWS = 16
+_WRAPPED = re.compile(rb"(?m)^(?:[^\n]{80}\n){1,%d}[^\n]*" % WRAPPED_ROWS)
 
 
 def _unwrap(rows: re.Match[bytes]) -> bytes:

@@ -26,7 +26,14 @@ import pytest
 
 from caffedoc import knowledge
 from caffedoc.build import paths
-from caffedoc.explain import RECOGNIZED_AT, anchors, diagnose, explain_stream, signatures
+from caffedoc.explain import (
+    RECOGNIZED_AT,
+    WRAPPED_ROWS,
+    anchors,
+    diagnose,
+    explain_stream,
+    signatures,
+)
 from caffedoc.knowledge import forks, owners, translations
 from tests.conftest import caffedoc
 from tests.fixtures import cuda_libs
@@ -595,6 +602,16 @@ def test_rows_a_windows_console_cut_at_80_columns_are_read_as_one_line():
     assert [m.problem.id for m in result.matches][:2] == ["fork-required", "prototxt-parse"]
     assert [e.line for e in result.matches[0].evidence] == [2]
     assert [e.line for e in result.matches[1].evidence] == [2, 5]  # the line after keeps its number
+
+
+def test_a_log_whose_own_lines_are_80_wide_is_joined_a_few_rows_at_most():
+    rows = b"".join(b"%079d|\n" % i for i in range(1000))  # 1000 lines of 80 columns
+    clash = b"[libprotobuf ERROR descriptor_database.cc:58] File already exists in database: "
+    log = rows + clash + b"caffe.proto\n" + rows
+    result = explain_stream(io.BytesIO(log))
+    [line] = [e.line for e in result.matches[0].evidence]
+    assert 1001 - WRAPPED_ROWS <= line <= 1001
+    assert result.lines == 2001
 
 
 def test_a_utf16_log_from_windows_reads_the_same():
