@@ -126,6 +126,14 @@ def _headers(repo: Path, commit: str) -> set[str]:
     return {n.removeprefix("include/") for n in listing.split()}
 
 
+def _programs(repo: Path, ref: str, prefix: str = "") -> set[str]:
+    """The programs a Caffe tree builds: its tools' and examples' sources, by stem."""
+    listing = _git(
+        repo, "ls-tree", "-r", "--name-only", ref, "--", f"{prefix}tools", f"{prefix}examples"
+    )
+    return {Path(n).stem for n in listing.split() if n.endswith(".cpp")}
+
+
 def _upstream_words(repo: Path) -> set[str]:
     """Every word of pycaffe's sources in any upstream release."""
     words: set[str] = set()
@@ -159,6 +167,14 @@ def main(mirrors: Path) -> None:
     print(")")
     print("UPSTREAM_HEADERS = (")
     for name in sorted(_headers(repo(UPSTREAM[0]), up["commit"])):
+        print(f"    {name!r},")
+    print(")")
+    programs = set().union(*(_programs(repo(UPSTREAM[0]), ref) for ref in RELEASES))
+    for name, ref, prefix, _ in FORKS:
+        programs |= _programs(repo(name), ref, prefix)
+    print("# every program of upstream's releases and of the forks (tools/, examples/)")
+    print("PROGRAMS = (")
+    for name in sorted(programs):
         print(f"    {name!r},")
     print(")")
     print("UPSTREAM_LAYERS = (")

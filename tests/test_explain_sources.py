@@ -519,3 +519,33 @@ def test_a_caffemodel_missing_required_fields_is_a_parse_error(built_caffe, tmp_
     log = res.stdout + res.stderr
     assert "because it is missing required fields: layer[0].clip_param.min" in log, log
     assert named(log)[:1] == ["prototxt-parse"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said", "expected"),
+    [
+        # a training script calling Caffe's tool, never built or not where it looks
+        (["sh", "-c", "../../build/tools/caffe train"], "caffe: not found", "caffe-missing"),
+        (["bash", "-c", "./build/tools/caffe train"], "No such file or directory", "caffe-missing"),
+        (["sh", "-c", "caffe train"], "caffe: not found", "caffe-missing"),
+        (["bash", "-c", "extract_image_features.bin x"], "command not found", "caffe-missing"),
+        # Caffe's Makefile running protoc where none is installed
+        (["make", "-f", "-"], "protoc: No such file or directory", "protobuf-version-drift"),
+        # a directory called caffe, not a program
+        (["bash", "-c", "cd caffe"], "cd: caffe: No such file or directory", "none"),
+    ],
+)
+def test_a_shell_or_make_missing_a_program_names_its_owner(tmp_path, argv, said, expected):
+    """dash, bash and make as they fail here, with no such program on PATH."""
+    res = subprocess.run(
+        argv,
+        input="all:\n\tprotoc --proto_path=src --cpp_out=build src/caffe/proto/caffe.proto\n",
+        cwd=tmp_path,
+        env={"PATH": str(tmp_path)},
+        executable=shutil.which(argv[0]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert said in res.stderr, res.stderr
+    assert (named(res.stderr)[:1] or ["none"]) == [expected], res.stderr

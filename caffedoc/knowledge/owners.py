@@ -39,6 +39,7 @@ class Owner:
     headers: str = ""
     cmake: str = ""  # find_package names and CMake variable prefixes
     symbols: str = ""  # its symbols as linkers print them: C names, C++ demangled, mangled
+    programs: str = ""  # its programs, which a shell or make cannot find when it is missing
     load: str | None = None
     build: str | None = None
     mismatch: str | None = None
@@ -120,6 +121,7 @@ OWNERS: tuple[Owner, ...] = (
         headers=r"google/protobuf/[\w/]+\.(?:h|inc)",
         cmake=r"Protobuf",
         symbols=r"google::protobuf::|_ZN?\w*google8protobuf",
+        programs=r"protoc",
     ),
     Owner(  # Caffe itself: absent from a build is caffe-missing, from the loader's path
         # caffe-library-missing; an unresolved caffe:: symbol says as much of another
@@ -137,6 +139,11 @@ OWNERS: tuple[Owner, ...] = (
             rf"|caffe/layers/(?:{'|'.join(UPSTREAM_LAYER_HEADERS)})\.hpp"
         ),
         cmake=r"Caffe",
+        # its tools and examples (build/tools/caffe, extract_image_features.bin): a script
+        # calling one that was never built, or not where the script looks
+        programs="|".join(
+            re.escape(p) for p in sorted(forks_data.PROGRAMS, key=lambda p: (-len(p), p))
+        ),
         load="caffe-library-missing",
         build="caffe-missing",
         # inside Caffe's own Visual Studio solution, "cannot open file 'libcaffe.lib'"
@@ -166,7 +173,7 @@ NO_FILE = (
 )
 
 # (name, kind, weight, template): each tool's message once, with slots {lib} {word} {header}
-# {cmake} {sym} for one owner's names. `kind` says which of the owner's findings it is.
+# {cmake} {sym} {prog} for one owner's names. `kind` says which of the owner's findings it is.
 FORMS: tuple[tuple[str, float, str], ...] = (
     # the dynamic loader, ldd, macOS dyld, the Windows loader and Python's
     ("loader", "load", 3.0, r"\blib(?:{lib})\.so[\w.-]*\s?:?\s?cannot open shared object file"),
@@ -230,6 +237,31 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"\b(?:[gc]\+\+|g?cc|clang(?:\+\+)?|nvcc|ld)(?:-[\d.]+)?(?:\.exe)?: (?:fatal )?error: "
         r"(?:no such file or directory: '[^']*?(?:{word})"
         r"|[^\s:']*?(?:{word})[^\s:']*: No such file or directory)",
+    ),
+    # a shell, make or Windows failing to run one of the owner's programs: by its path
+    # (./build/tools/caffe: not found), by its name (sh: 1: caffe: not found, make:
+    # protoc: Command not found), zsh's and cmd.exe's words. Not `cd: caffe: …`.
+    (
+        "shell-path",
+        "build",
+        2.5,
+        r"(?<!cd: )\S*/(?:{prog})(?:\.bin|\.exe)?: "
+        r"(?:No such file or directory|(?:command )?not found)",
+    ),
+    (
+        "shell-name",
+        "build",
+        2.5,
+        r"(?:^|\bsh: \d+: |\bbash: |\bline \d+: |\bmake(?:\[\d+\])?: )(?:{prog})(?:\.bin)?: "
+        r"(?:(?:command )?not found|No such file or directory)",
+    ),
+    (
+        "shell-other",
+        "build",
+        2.5,
+        r"zsh: (?:command not found|no such file or directory): (?:\S*/)?(?:{prog})(?:\.bin)?\s*$"
+        r"|'(?:[^'\s]*[\\/])?(?:{prog})(?:\.exe)?' is not recognized as an internal or external"
+        r"|The term '(?:[^'\s]*[\\/])?(?:{prog})(?:\.exe)?' is not recognized",
     ),
     ("macos-L", "build", 1.5, r"ld: warning: directory not found for option '-L[^']*?(?:{word})"),
     ("header", "build", 3.0, r"(?:{header})[\"'\u2019>]?\W{{0,4}}" + NO_FILE),
@@ -303,6 +335,7 @@ def _slots(owner: Owner) -> dict[str, str]:
         "header": owner.headers,
         "cmake": owner.cmake,
         "sym": owner.symbols,
+        "prog": owner.programs,
     }
 
 
