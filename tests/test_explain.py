@@ -69,6 +69,24 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 17's misses, scored with the final engine and not tuned on:
+    # PPGN's captioning net needs its fork's EmbedLayer, which can backpropagate to its input.
+    "fork-required/ppgn-caption-embedlayer-backpropagate-master-caffe.log": "none",
+    "fork-required/ppgn-embed-layer-cant-backpropagate-latest-caffe.log": "none",
+    # libcaffe's link failing on HDF5's H5LT symbols, glog's and protobuf's at once, which a
+    # gcc and CUDA of one distribution fixed: read as HDF5's.
+    "none/caffe-lstm-linking-undefined-h5lt-glog-gcc.log": "hdf5-not-found",
+    # Anaconda's OpenCV wanting another libtiff: the symbol is libtiff's.
+    "opencv-build/apollocaffe-libopencv-highgui-libtiff-undefined.log": "none",
+    # glibc's heap corruption in a program linking two Caffes.
+    "shadowed-caffe/dqn-corrupted-double-linked-list-multiple-caffe.log": "none",
+    # old matcaffe never compiled: "Undefined function 'caffe'" reads as old-interface code
+    # on a newer Caffe, as two earlier threads established.
+    "caffe-missing/matcaffe-undefined-function-caffe-cvprw15-demo.log": "fork-required",
+    # a project's own matcaffe command refused by stock matcaffe ("Unknown command").
+    "fork-required/fg-without-matcaffe-unknown-command-get-layer-features.log": "none",
+    # a bare "Segmentation fault: 11" where a script's shebang picked another Python.
+    "interpreter-drift/deepvis-run-toolbox-segfault-11-shebang.log": "none",
     # Round 16's misses after tuning:
     # the paste cut its last word ("No such file or director"); a Windows build's tool
     # under Release/ where the script looks for a directory; a paste ending at
