@@ -93,6 +93,20 @@ def test_opencv_1s_c_api_against_opencv_4s_headers_is_opencv_build(tmp_path):
     assert named(err) == ["opencv-build"], err
 
 
+def test_a_name_missing_from_opencvs_namespace_is_opencv_build(tmp_path):
+    """Code for another OpenCV: a function whose module's header (imgproc, split out in
+    3.0) is not included, compiled against OpenCV 4's real headers."""
+    err = _compile(
+        tmp_path,
+        "#include <opencv2/core.hpp>\nvoid equalize() { auto clahe = cv::createCLAHE(); }\n",
+        "-c",
+    )
+    assert "'createCLAHE' is not a member of 'cv'" in err.replace("\u2018", "'").replace(
+        "\u2019", "'"
+    )
+    assert named(err) == ["opencv-build"], err
+
+
 def test_an_opencv_module_missing_from_the_link_line_is_opencv_build(tmp_path):
     """cv::imread lives in opencv_imgcodecs since OpenCV 3; a link line that reaches it
     only through another module's dependency gets binutils' "DSO missing"."""
