@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,12 @@ class Signature:
     # what one line's match must also satisfy, where a regular expression cannot say it
     # (a field no upstream field resembles: a fork's, not a typo)
     accept: Callable[[re.Match[str]], bool] | None = field(default=None, compare=False)
+
+
+def any_of(names: Iterable[str]) -> str:
+    """A regular-expression alternation of exact names, the longest first (so that
+    `caffe` does not win over `caffe.bin` where both would match)."""
+    return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from caffedoc.knowledge import Signature, forks_data, owners
+from caffedoc.knowledge import Signature, any_of, forks_data, owners
 
 SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
@@ -61,11 +61,6 @@ FORKS = tuple(Fork(*row) for row in forks_data.FORKS)
 def _distinct(name: str) -> bool:
     """A pycaffe name no other code would have by chance (not `zero`, `deconv`)."""
     return "_" in name.strip("_") or any(c.isupper() for c in name) or len(name) >= 10
-
-
-def _any(names: Iterable[str]) -> str:
-    """An alternation of exact names, the longest first."""
-    return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
 
 
 # upstream messages whose unknown fields are not a layer's: a net's or solver's field
@@ -117,35 +112,35 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         modules.update(fork.modules)
         python.update(n for n in fork.python if _distinct(n))
     by_message = "|".join(
-        f'{re.escape(m)}"{NO_FIELD}"(?:{_any(f)})' for m, f in sorted(fields.items())
+        f'{re.escape(m)}"{NO_FIELD}"(?:{any_of(f)})' for m, f in sorted(fields.items())
     )
-    attributes = _any(values | {m.split(".")[-1] for m in messages} | python)
-    upstream_layer_fields = _any(
+    attributes = any_of(values | {m.split(".")[-1] for m in messages} | python)
+    upstream_layer_fields = any_of(
         f for m, f in forks_data.UPSTREAM_FIELDS if m in ("LayerParameter", "V1LayerParameter")
     )
     upstream_messages = {m.split(".")[-1] for m, _ in forks_data.UPSTREAM_FIELDS}
-    layer_messages = _any(upstream_messages - set(NOT_LAYERS))
+    layer_messages = any_of(upstream_messages - set(NOT_LAYERS))
     fork_messages = {m.split(".")[-1] for m in messages} - upstream_messages
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
         (3.0, rf'"{PACKAGE}(?=(?:{by_message})")[\w.]+"{NO_FIELD}"\w+"'),
-        (3.0, rf'Unknown enumeration value of "(?:{_any(values)})" for field'),
+        (3.0, rf'Unknown enumeration value of "(?:{any_of(values)})" for field'),
         # pycaffe's caffe_pb2 without them (net_spec's P.MultiBoxLoss.MAX_NEGATIVE)
         (
             3.0,
             rf"(?:type object '\w+'|module '?caffe\.proto\.caffe_pb2'?|'module' object) "
             rf"has no attribute '(?:{attributes})'",
         ),
-        (3.0, rf"No module named '?(?:caffe\.)?(?:{_any(modules)})'?\s*$"),
+        (3.0, rf"No module named '?(?:caffe\.)?(?:{any_of(modules)})'?\s*$"),
         # a name a fork's pycaffe defines (model_libs' DeconvBNLayer, Net.backward_from_layer)
         (
             3.0,
-            rf"(?:object|module '[\w.]+') has no attribute '(?:{_any(python)})'"
-            rf"|name '(?:{_any(python)})' is not defined",
+            rf"(?:object|module '[\w.]+') has no attribute '(?:{any_of(python)})'"
+            rf"|name '(?:{any_of(python)})' is not defined",
         ),
         # with the registry whole (upstream's types listed): not a build that lost them
-        (3.0, rf"Unknown layer type: (?:{_any(layers)}) \(known types: AbsVal, Accuracy\b"),
+        (3.0, rf"Unknown layer type: (?:{any_of(layers)}) \(known types: AbsVal, Accuracy\b"),
         # any other type such a registry lacks (a fork not in the table, or a newer
         # upstream than the Caffe that runs: FCN's Crop once), unless a Python layer (a
         # build without WITH_PYTHON_LAYER) or one it lists under another case (Relu for
@@ -159,28 +154,28 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         # a V2 name in V1's syntax (`type: Convolution`) is not upper case: a parse error
         (
             2.5,
-            rf'Unknown enumeration value of "(?!(?:{_any(forks_data.UPSTREAM_VALUES)})")'
+            rf'Unknown enumeration value of "(?!(?:{any_of(forks_data.UPSTREAM_VALUES)})")'
             r'[A-Z][A-Z0-9_]*" for field "type"',
         ),
         # a layer header upstream never had: a fork's code compiled against another Caffe
         (
             2.0,
-            rf"caffe/layers/(?!(?:{_any(owners.UPSTREAM_LAYER_HEADERS)})\.hpp)\w+\.hpp"
+            rf"caffe/layers/(?!(?:{any_of(owners.UPSTREAM_LAYER_HEADERS)})\.hpp)\w+\.hpp"
             r"[\"'\u2019>]?\W{0,4}(?:No such file|file not found|Cannot open include file)",
         ),
         # any field of a message only forks have: another variant of that fork
-        (2.5, rf'"{PACKAGE}(?:{_any(fork_messages)})"{NO_FIELD}"\w+"'),
+        (2.5, rf'"{PACKAGE}(?:{any_of(fork_messages)})"{NO_FIELD}"\w+"'),
         # a layer's parameter message upstream lacks, asked of pycaffe's caffe_pb2
         (
             2.5,
-            rf"has no attribute '(?!(?:{_any(upstream_messages)})')[A-Z]\w*Parameter'",
+            rf"has no attribute '(?!(?:{any_of(upstream_messages)})')[A-Z]\w*Parameter'",
         ),
         # a layer type upstream never had (in any case: Relu is upstream's ReLU mistyped),
         # the registry cut off or whole; a registry without upstream's own types is a
         # build that dropped its registrations (a static library), not another Caffe
         (
             2.0,
-            rf"(?i)Unknown layer type: (?!(?:Python|{_any(forks_data.UPSTREAM_LAYERS)})\b)\w+\b"
+            rf"(?i)Unknown layer type: (?!(?:Python|{any_of(forks_data.UPSTREAM_LAYERS)})\b)\w+\b"
             r"(?! \(known types: (?!AbsVal\b))",
         ),
     )

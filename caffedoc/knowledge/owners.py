@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from caffedoc.knowledge import Signature, forks_data
+from caffedoc.knowledge import Signature, any_of, forks_data
 
 SOURCE = "caffedoc/knowledge/owners.py"
 UPSTREAM_LAYER_HEADERS = tuple(  # conv_layer for caffe/layers/conv_layer.hpp
@@ -136,14 +136,12 @@ OWNERS: tuple[Owner, ...] = (
         headers=(
             r"caffe/(?:caffe|blob|common|net|layer|layer_factory|solver|syncedmem|filler"
             r"|data_transformer|internal_thread)\.hpp"
-            rf"|caffe/layers/(?:{'|'.join(UPSTREAM_LAYER_HEADERS)})\.hpp"
+            rf"|caffe/layers/(?:{any_of(UPSTREAM_LAYER_HEADERS)})\.hpp"
         ),
         cmake=r"Caffe",
         # its tools and examples (build/tools/caffe, extract_image_features.bin): a script
         # calling one that was never built, or not where the script looks
-        programs="|".join(
-            re.escape(p) for p in sorted(forks_data.PROGRAMS, key=lambda p: (-len(p), p))
-        ),
+        programs=any_of(forks_data.PROGRAMS),
         load="caffe-library-missing",
         build="caffe-missing",
         # inside Caffe's own Visual Studio solution, "cannot open file 'libcaffe.lib'"
