@@ -301,24 +301,23 @@ NOT_UPSTREAM = {
 }
 
 
-def _caffe_time(built_caffe, tmp_path: Path, net: str) -> str:
-    """The real upstream `caffe` tool on `net`: its whole output, as a user pastes it."""
-    path = tmp_path / "net.prototxt"
-    path.write_text(net)
-    res = subprocess.run(
-        [
-            str(built_caffe.prefix / "bin" / "caffe"),
-            "time",
-            "-model",
-            str(path),
-            "-iterations",
-            "1",
-        ],
+def _caffe(built_caffe, tmp_path: Path, net: str, *args: str) -> subprocess.CompletedProcess:
+    """The real upstream `caffe` tool, `caffe ARGS -model net.prototxt -iterations 1`."""
+    (tmp_path / "net.prototxt").write_text(net)
+    caffe = str(built_caffe.prefix / "bin" / "caffe")
+    return subprocess.run(
+        [caffe, *args, "-model", "net.prototxt", "-iterations", "1"],
+        cwd=tmp_path,
         env={**built_caffe.env, "GLOG_logtostderr": "1"},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _caffe_time(built_caffe, tmp_path: Path, net: str) -> str:
+    """`caffe time` on `net`: its whole output, as a user pastes it."""
+    res = _caffe(built_caffe, tmp_path, net, "time")
     assert res.returncode != 0, res.stderr
     return res.stdout + res.stderr
 
@@ -512,24 +511,7 @@ def test_a_caffemodel_missing_required_fields_is_a_parse_error(built_caffe, tmp_
         **built_caffe.env,
     )
     assert written.returncode == 0, written.stderr
-    (tmp_path / "net.prototxt").write_text(INPUT)
-    res = subprocess.run(
-        [
-            str(built_caffe.prefix / "bin" / "caffe"),
-            "test",
-            "-model",
-            "net.prototxt",
-            "-weights",
-            str(weights),
-            "-iterations",
-            "1",
-        ],
-        cwd=tmp_path,
-        env={**built_caffe.env, "GLOG_logtostderr": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = _caffe(built_caffe, tmp_path, INPUT, "test", "-weights", str(weights))
     log = res.stdout + res.stderr
     assert "because it is missing required fields: layer[0].clip_param.min" in log, log
     assert named(log)[:1] == ["prototxt-parse"]
