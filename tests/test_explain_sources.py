@@ -63,6 +63,47 @@ def _compile(tmp_path: Path, source: str, *args: str) -> str:
     return res.stderr
 
 
+# a reader of Caffe nets, as converters and deployers use one: OpenCV's dnn
+OPENCV_READER = """#include <opencv2/dnn.hpp>
+#include <iostream>
+int main(int argc, char** argv) {
+  try {
+    cv::dnn::Net net = cv::dnn::readNetFromCaffe(argv[1]);
+    int shape[] = {1, 3, 8, 8};
+    net.setInput(cv::Mat(4, shape, CV_32F, cv::Scalar(0)));
+    net.forward();
+  } catch (const cv::Exception& e) { std::cerr << e.what() << std::endl; return 1; }
+}
+"""
+FORK_LAYER = 'layer { name: "l" type: "%s" bottom: "data" top: "l" %s }\n'
+
+
+@pytest.mark.parametrize(
+    ("layer", "said"),
+    [
+        # a fork's layer parameter: OpenCV's own copy of caffe.proto (opencv_caffe) lacks it
+        (FORK_LAYER % ("Interp", "interp_param { zoom_factor: 2 }"), '"interp_param"'),
+        # a fork's layer type, read whole: OpenCV's dnn has no such layer to create
+        (FORK_LAYER % ("DepthwiseConvolution", ""), 'of type "DepthwiseConvolution"'),
+    ],
+    ids=("a-fork-field", "a-fork-layer-type"),
+)
+def test_a_forks_net_read_by_opencvs_dnn_is_fork_required(tmp_path, layer, said):
+    path = tmp_path / "reader.cpp"
+    path.write_text(OPENCV_READER)
+    build = subprocess.run(
+        ["g++", f"-I{OPENCV}", str(path), "-o", "reader", "-lopencv_dnn", "-lopencv_core"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    net = 'name: "n"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n' + layer
+    (tmp_path / "net.prototxt").write_text(net)
+    res = subprocess.run(["./reader", "net.prototxt"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 1 and said in res.stderr, res.stderr
+    assert named(res.stderr)[:1] == ["fork-required"], res.stderr
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [

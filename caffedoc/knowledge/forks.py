@@ -30,8 +30,9 @@ SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
 OUTRANKS = ("prototxt-parse",)
 NO_FIELD = r" has\s?no\s?field named "  # protobuf's words, as pastes mangle their spaces
-# caffe.proto's package, or that of TensorRT's copy of it (ditcaffe, then trtcaffe)
-PACKAGE = r"(?:dit|trt)?caffe\."
+# caffe.proto's package, or that of a reader's copy of it: TensorRT's (ditcaffe, then
+# trtcaffe), OpenCV's dnn (opencv_caffe)
+PACKAGE = r"(?:dit|trt|opencv_)?caffe\."
 
 
 class Fork(NamedTuple):
@@ -121,11 +122,18 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     upstream_messages = {m.split(".")[-1] for m, _ in forks_data.UPSTREAM_FIELDS}
     layer_messages = any_of(upstream_messages - set(NOT_LAYERS))
     fork_messages = {m.split(".")[-1] for m in messages} - upstream_messages
+    upstream_layer_names = {f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter"}
+    fork_layer_params = {
+        f for f in fields.get("LayerParameter", ()) if f.endswith("_param")
+    } - upstream_layer_names
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
         (3.0, rf'"{PACKAGE}(?=(?:{by_message})")[\w.]+"{NO_FIELD}"\w+"'),
         (3.0, rf'Unknown enumeration value of "(?:{any_of(values)})" for field'),
+        # a fork's layer parameter however a paste mangled the words around it (the
+        # message's quotes or name dropped, words doubled): the name alone is the fork's
+        (2.5, rf'no\s?field named "?(?:{any_of(fork_layer_params)})\b'),
         # pycaffe's caffe_pb2 without them (net_spec's P.MultiBoxLoss.MAX_NEGATIVE)
         (
             3.0,
@@ -138,6 +146,14 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             3.0,
             rf"(?:object|module '[\w.]+') has no attribute '(?:{any_of(python)})'"
             rf"|name '(?:{any_of(python)})' is not defined",
+        ),
+        # a reader of Caffe nets refusing a fork's layer type: OpenCV's dnn, TensorRT's
+        # parser, NCSDK's compiler, Arm NN, OpenVINO's Model Optimizer
+        (
+            2.5,
+            r"(?:Can't create layer \"[^\"]*\" of type|could not parse layer type"
+            r"|Stage Type Not Supported:|[Uu]nsupported layer type:?|with op =)"
+            rf" ['\"]?(?:{any_of(layers)})\b",
         ),
         # with the registry whole (upstream's types listed): not a build that lost them
         (3.0, rf"Unknown layer type: (?:{any_of(layers)}) \(known types: AbsVal, Accuracy\b"),
