@@ -297,6 +297,24 @@ KNOWN_MISSES = {
     # libprotobuf.so.8 missing for a /usr/local/caffe that came first on PYTHONPATH (the
     # thread's finding): the lines show the missing library, not the Caffe it serves.
     "shadowed-caffe/digits-conda-env-usr-local-caffe-libprotobuf8.log": "protobuf-version-drift",
+    # round 18: three libraries missing at once (OpenCV's, Boost.Python's, a BLAS); the
+    # maintainer named all three, the label the last, and explain lists each, first first.
+    "blas-not-found/pynq-caffe-make-missing-openblas-boost-opencv.log": "opencv-build",
+    # protobuf's "Tag had invalid wire type" for a caffemodel of Intel's fork read by
+    # OpenVINO's parser: as much a corrupt or truncated file as another caffe.proto.
+    "fork-required/openvino-mo-intel-caffe-model-invalid-wire-type.log": "none",
+    # cublas_v2.h missing because a fork built for ARM GPUs needs CPU_ONLY: the log shows
+    # a GPU build without CUDA's headers, which is what it names.
+    "none/caffeonacl-gpu-build-cublas-missing.log": "cuda-library-path",
+    # CUDNN_STATUS_NOT_SUPPORTED on a Jetson whose JetPack flash was broken (reflashing
+    # fixed it): the status reads as cuDNN's misfit.
+    "none/openpose-tx2-cudnn-not-supported-reflash.log": "cudnn-version",
+    # CUDNN_STATUS_INTERNAL_ERROR from GPU memory never released between nets: the line
+    # is the same as for grouped convolutions.
+    "none/flownet2-many-pairs-cudnn-internal-error.log": "cudnn-version",
+    # "got an unexptected keyword argument 'file'": the paste retyped protobuf's message
+    # with a typo, which no signature reads.
+    "protobuf-version-drift/caffe2paddle-import-caffe-typeerror-file-kwarg.log": "none",
 }
 
 
