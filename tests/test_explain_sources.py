@@ -226,6 +226,8 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
             "__ZN5boost6python6detail11init_moduleER11PyModuleDefPFvvE\n",
             "boost-python",
         ),
+        # ptxas (its option gpu-name) refusing an arch the CUDA it ships with dropped
+        ("ptxas fatal   : Value 'sm_30' is not defined for option 'gpu-name'\n", "cuda-arch"),
         # Cython before 0.29 on a numpy other than the one it was built against
         (
             "ValueError: numpy.dtype has the wrong size, try recompiling. Expected 88, got 96\n",
