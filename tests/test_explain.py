@@ -315,6 +315,27 @@ KNOWN_MISSES = {
     # "got an unexptected keyword argument 'file'": the paste retyped protobuf's message
     # with a typo, which no signature reads.
     "protobuf-version-drift/caffe2paddle-import-caffe-typeerror-file-kwarg.log": "none",
+    # round 19, install notes: protobuf's headers refusing C++ before 11, fixed in the note
+    # with -std=c++11 (labelled none); explain reads a protobuf newer than the build expects.
+    "none/macos-protobuf-requires-cxx11.log": "protobuf-version-drift",
+    # HDF5's and a BLAS's libraries missing in one ld run: the first named is HDF5's.
+    "blas-not-found/zhangxinnan-ld-hdf5-cblas-atlas.log": "hdf5-not-found",
+    # libprotobuf.so.19 missing at import, labelled by the note's generic fix: the owner
+    # table names the library's owner, as the issue asks.
+    "caffe-library-missing/fire717-libprotobuf-so19-cannot-open.log": "protobuf-version-drift",
+    # only gcc's "In function caffe::cudnn::setConvolutionDesc" context line was quoted,
+    # not the error under it.
+    "cudnn-version/hechen-cudnn-hpp-setconvolutiondesc.log": "none",
+    # ld's "cannot find -lcudnn" and a missing libcublas.so.8, labelled none by their
+    # collector (the notes do not say whose); both read as CUDA's libraries off the path.
+    "none/kebiao-ld-cannot-find-lcudnn.log": "cuda-library-path",
+    "none/sunnycat-libcublas-so8-cannot-open.log": "cuda-library-path",
+    # a bare make "recipe for target ... failed" line, labelled by the note's fix.
+    "opencv-build/fire717-convert-imageset-recipe-failed.log": "none",
+    "protobuf-version-drift/fire717-detection-output-layer-recipe-failed.log": "none",
+    # gflags' and leveldb's symbols undefined (an ABI mismatch the note fixed by rebuilding
+    # protobuf with gcc 5): no line names protobuf.
+    "protobuf-version-drift/immortalsdm-ld-undefined-protobuf-leveldb.log": "none",
 }
 
 
