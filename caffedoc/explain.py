@@ -79,7 +79,9 @@ class Match:
     score: float
     confidence: float
     evidence: tuple[Evidence, ...]
-    detail: str | None = None  # what the lines name, resolved (the forks defining a name)
+    # what the lines say beyond the problem's general text: the forks defining a missing
+    # name, or the matched form's own hint
+    detail: str | None = None
 
     def finding(self) -> Finding:
         return finding(self.problem.id, Hit(Severity.ERROR, tuple(map(str, self.evidence))))
@@ -133,6 +135,7 @@ class _Signature:
     weight: float
     outranks: tuple[str, ...]
     accept: Callable[[re.Match[str]], bool] | None
+    hint: str
 
 
 def anchors(pattern: re.Pattern[str]) -> list[str]:
@@ -232,7 +235,7 @@ def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
                     f"{pid}.toml: signature {s.pattern.pattern!r} has no literal of "
                     f"{ANCHOR_MIN}+ characters that every match must contain"
                 )
-            sig = _Signature(len(out), pid, s.pattern, s.weight, s.outranks, s.accept)
+            sig = _Signature(len(out), pid, s.pattern, s.weight, s.outranks, s.accept, s.hint)
             out.append((sig, keys))
     return tuple(out)
 
@@ -449,8 +452,14 @@ def _match(pid: str, score: float, total: float, hits) -> Match:
         score=score,
         confidence=_confidence(score, total),
         evidence=evidence,
-        detail=forks.defined_by(e.text for e in evidence) if pid == forks.PROBLEM else None,
+        detail=forks.defined_by(e.text for e in evidence) if pid == forks.PROBLEM else _hint(hits),
     )
+
+
+def _hint(hits: list[tuple[_Signature, list[tuple[int, str]]]]) -> str | None:
+    """The hint of the heaviest matched form that has one: its own, more precise fix."""
+    hinted = sorted((sig for sig, _ in hits if sig.hint), key=lambda sig: -sig.weight)
+    return hinted[0].hint if hinted else None
 
 
 def _confidence(score: float, total: float) -> float:

@@ -539,6 +539,45 @@ def test_a_pyc_of_python_2_imported_by_python_3_is_interpreter_drift(tmp_path):
     assert named(res.stderr) == ["interpreter-drift"]
 
 
+# a _caffe extension module as each major version looks for it, doing nothing more
+EXTENSION = """#include <Python.h>
+#if PY_MAJOR_VERSION >= 3
+PyMODINIT_FUNC PyInit__caffe(void) { return NULL; }
+#else
+PyMODINIT_FUNC init_caffe(void) {}
+#endif
+"""
+
+
+@pytest.mark.parametrize(
+    ("built_for", "run_by", "says"),
+    [("2.7", "3.12", "Python 3 is importing"), ("3.12", "2.7", "Python 2 is importing")],
+)
+def test_a_caffe_module_of_the_other_major_python_says_which_way(tmp_path, built_for, run_by, says):
+    """Python 3 looks for PyInit__caffe, Python 2 for init_caffe: the missing one tells
+    the hint which interpreter the module was built for."""
+    builder, runner = pyenv_python(built_for), pyenv_python(run_by)
+    include = python_c(builder, "import sysconfig; print(sysconfig.get_paths()['include'])")
+    (tmp_path / "module.c").write_text(EXTENSION)
+    gcc = ["gcc", "-shared", "-fPIC", f"-I{include.stdout.strip()}", "module.c", "-o", "_caffe.so"]
+    assert subprocess.run(gcc, cwd=tmp_path, timeout=120).returncode == 0
+    res = subprocess.run([str(runner), "-c", "import _caffe"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "dynamic module does not define" in res.stderr, res.stderr
+    match = explain_stream(io.BytesIO(res.stderr.encode())).matches[0]
+    assert match.problem.id == "interpreter-drift" and match.detail.startswith(says), res.stderr
+
+
+def test_protobuf_headers_refusing_the_code_s_cxx_standard_hint_the_standard(tmp_path):
+    """protobuf 3.6 and newer refuse C++98 in their own words (stubs/port.h): the
+    finding is protobuf's, and its hint names the standard to build with."""
+    err = _compile(tmp_path, "#include <google/protobuf/message.h>\n", "-std=c++98", "-c")
+    assert "Protobuf requires at least C++11" in err, err
+    match = explain_stream(io.BytesIO(err.encode())).matches[0]
+    assert match.problem.id == "protobuf-version-drift", err
+    assert "-std=c++11" in match.detail
+
+
 @pytest.mark.caffe
 def test_a_caffemodel_missing_required_fields_is_a_parse_error(built_caffe, tmp_path):
     """Weights from another caffe.proto (R-FCN's psroi_pooling_param, here upstream's own

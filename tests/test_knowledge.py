@@ -40,6 +40,11 @@ def test_required_ids_exist():
             'title = "t"\narea = "cuda"\nsummary = "s"\nfix = ""\nreferences = []\n',
             "'fix' is empty",
         ),
+        (
+            'title = "t"\narea = "cuda"\nsummary = "s"\nfix = "f"\nreferences = []\n'
+            "[[signatures]]\npattern = 'x'\nhint = 3\n",
+            r"signatures\[0\]\.hint must be a str",
+        ),
     ],
 )
 def test_an_entry_without_its_words_is_refused(knowledge_dir, body, says):

@@ -112,6 +112,8 @@ def _wrap(label: str, text: str, indent: str) -> str:
 
 def _render(result, source: str) -> str:
     """People's view: the likeliest cause in full, the others in brief."""
+    from caffedoc.knowledge import forks
+
     if not result.recognized:
         text = f"No known Caffe problem recognized in {source} ({result.lines} lines read).\n"
         if result.candidate is not None:
@@ -128,7 +130,8 @@ def _render(result, source: str) -> str:
     ]
     lines += [f"    {e}" for e in top.evidence]
     if top.detail:
-        lines.append(_wrap("fork:", top.detail, "  "))
+        label = "fork:" if top.problem.id == forks.PROBLEM else "hint:"
+        lines.append(_wrap(label, top.detail, "  "))
     lines.append(_wrap("why:", top.problem.summary, "  "))
     lines.append(_wrap("fix:", top.problem.fix, "  "))
     if top.problem.references:

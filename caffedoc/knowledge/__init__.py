@@ -39,6 +39,9 @@ class Signature:
     # what one line's match must also satisfy, where a regular expression cannot say it
     # (a field no upstream field resembles: a fork's, not a typo)
     accept: Callable[[re.Match[str]], bool] | None = field(default=None, compare=False)
+    # what this form of the message calls for beyond the problem's general fix (the C++
+    # standard a newer protobuf's headers name), shown with the lines it matched
+    hint: str = ""
 
 
 def any_of(names: Iterable[str]) -> str:
@@ -85,7 +88,11 @@ def _parse(path: Path) -> Problem:
             pattern = re.compile(s["pattern"], re.IGNORECASE)
         except (KeyError, re.error) as exc:
             raise KnowledgeError(f"{path.name}: signatures[{i}].pattern: {exc}") from None
-        sigs.append(Signature(pattern, float(s.get("weight", 1.0)), str(s.get("source", ""))))
+        hint = s.get("hint", "")
+        if not isinstance(hint, str):
+            raise KnowledgeError(f"{path.name}: signatures[{i}].hint must be a str")
+        weight, source = float(s.get("weight", 1.0)), str(s.get("source", ""))
+        sigs.append(Signature(pattern, weight, source, hint=" ".join(hint.split())))
     return Problem(
         id=pid,
         title=_field(data, "title", str, path),
