@@ -279,6 +279,31 @@ def test_message_forms_from_the_tools_own_sources(log, expected):
     assert [f.id for f in diagnose(log)][:1] == [expected]
 
 
+@pytest.mark.parametrize(
+    ("log", "hint"),
+    [
+        # the driver's own words (NVML, the kernel module, the installer, modprobe, docker)
+        ("Failed to initialize NVML: Driver/library version mismatch", "without a reboot"),
+        (
+            "NVRM: API mismatch: the client has the version 535.54.03, but this kernel module "
+            "has the version 525.85.12.",
+            "without a reboot",
+        ),
+        ("ERROR: The Nouveau kernel driver is currently in use by your system.", "blacklist"),
+        ("modprobe: ERROR: could not insert 'nvidia': Required key not available", "Secure Boot"),
+        (
+            'docker: Error response from daemon: could not select device driver "" with '
+            "capabilities: [[gpu]].",
+            "NVIDIA Container Toolkit",
+        ),
+    ],
+)
+def test_a_form_with_a_fix_of_its_own_shows_it_as_the_hint(log, hint):
+    """The driver's problems share one finding, but each form has its own remedy."""
+    match = explain_stream(io.BytesIO(log.encode())).matches[0]
+    assert match.problem.id == "gpu-driver" and hint in match.detail
+
+
 # ---------------------------------------------------------------- a fork's net, another Caffe
 
 SSD_NET = """name: "ssd-head"
