@@ -232,8 +232,9 @@ def test_auto_mode_says_why_it_trained_on_the_cpu(built_caffe_gpu):
 @pytest.mark.caffe
 def test_caffe_device_query_fails_with_the_cuda_runtimes_own_words(built_caffe_gpu):
     exe = built_caffe_gpu.prefix / "bin" / "caffe"
+    env = {**built_caffe_gpu.env, "GLOG_logtostderr": "1"}  # no glog files in /tmp
     res = subprocess.run([exe, "device_query", "-gpu", "0"], capture_output=True, text=True,
-                         timeout=120, env=built_caffe_gpu.env)  # fmt: skip
+                         timeout=120, env=env)  # fmt: skip
     assert res.returncode != 0
     words = ("CUDA driver version is insufficient", "no CUDA-capable device is detected")
     assert any(w in res.stderr for w in words), res.stderr[-2000:]
