@@ -148,6 +148,15 @@ def test_a_name_missing_from_opencvs_namespace_is_opencv_build(tmp_path):
     assert named(err) == ["opencv-build"], err
 
 
+def test_boost_python_by_a_name_the_distribution_does_not_use_hints_its_name(tmp_path):
+    """The Makefile's PYTHON_LIBRARIES asks for boost_python3; Debian ships the library
+    under its Python's version (libboost_python311): real ld, and the hint says so."""
+    err = _compile(tmp_path, "int main() { return 0; }\n", "-lboost_python3")
+    assert "cannot find -lboost_python3" in err, err
+    match = explain_stream(io.BytesIO(err.encode())).matches[0]
+    assert match.problem.id == "boost-python" and "PYTHON_LIBRARIES" in match.detail, err
+
+
 def test_an_opencv_module_missing_from_the_link_line_is_opencv_build(tmp_path):
     """cv::imread lives in opencv_imgcodecs since OpenCV 3; a link line that reaches it
     only through another module's dependency gets binutils' "DSO missing"."""

@@ -44,6 +44,7 @@ class Owner:
     build: str | None = None
     mismatch: str | None = None
     skip: tuple[str, ...] = ()  # FORMS (by name) that say something else of this owner
+    hints: tuple[tuple[str, str], ...] = ()  # (form, the fix that form calls for)
 
 
 def _all(problem: str, **names: str) -> Owner:
@@ -77,6 +78,16 @@ OWNERS: tuple[Owner, ...] = (
         headers=r"boost/python(?:/[\w/]+)?\.hpp|boost/python/numpy\.hpp",
         cmake=r"boost_python\w*|boost_numpy\w*",
         symbols=r"boost::python::|_ZN\w*boost6python",
+        # the Makefile's PYTHON_LIBRARIES names a library the distribution calls otherwise
+        hints=(
+            (
+                "ld-l",
+                "Boost.Python's library is named after its Python: libboost_python311.so for "
+                "Python 3.11 from Boost 1.67 on (libboost_python-py35.so before): name that one "
+                "in Makefile.config (PYTHON_LIBRARIES := boost_python311 python3.11), or build "
+                "with CMake, which finds it.",
+            ),
+        ),
     ),
     _all(
         "opencv-build",
@@ -352,7 +363,8 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             if problem is None or name in owner.skip or not all(slots[n] for n in _needs(template)):
                 continue
             pattern = re.compile(template.format(**slots), re.IGNORECASE)
-            out.setdefault(problem, []).append(Signature(pattern, weight, SOURCE))
+            hint = dict(owner.hints).get(name, "")
+            out.setdefault(problem, []).append(Signature(pattern, weight, SOURCE, hint=hint))
     known = "|".join(o.libraries for o in OWNERS)
     anything = rf"(?!(?:{DEPENDENCIES})\.)[\w+-]+"
     for weight, names in ((2.0, DEPENDENCIES), (1.0, anything)):
