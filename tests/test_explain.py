@@ -349,6 +349,15 @@ KNOWN_MISSES = {
     # undefined cv::imread on macOS, which the note blamed on clang's libc++ against a
     # libstdc++ OpenCV: the lines read as OpenCV's link problem.
     "none/macos-yosemite-cv-imread-undefined-libstdcxx.log": "opencv-build",
+    # round 21: a project's own CMake printing Caffe_DIR, cut before CMake's NOTFOUND list.
+    "caffe-missing/zangcq-goturn-caffe-notfound.log": "none",
+    # caffe.pb.h missing alone: as much protoc's step never run as a Caffe never built.
+    "caffe-missing/zangcq-goturn-caffe-pb-h.log": "none",
+    # CUDA's "unknown error" (30), gone when run with sudo (the device files): read as the
+    # driver's, labelled none as a permission problem.
+    "none/zangcq-ssd-cudasuccess-30-unknown-error.log": "gpu-driver",
+    # "No module named _caffe" where the thread found the repository's own fork unbuilt.
+    "fork-required/dec-windows-no-module-caffe.log": "caffe-library-missing",
 }
 
 
