@@ -231,11 +231,10 @@ KNOWN_MISSES = {
     "cuda-arch/nvcaffe-fp16-gtx1080-needs-cuda8.log": "cudnn-version",
     # the paste holds no cuDNN line.
     "cudnn-version/textboxes-plusplus-convert-annoset-cudnn7.log": "none",
-    # forks whose names are C++ link symbols, a Python layer's attribute or a net_spec
-    # KeyError that no fork in the table defines.
+    # forks whose names are C++ link symbols or a Python layer's attribute that no fork in
+    # the table defines.
     "fork-required/caffeonspark-bvlc-caffe-instead-of-yahoo-fork.log": "none",
     "fork-required/pyfrcnn-windows-proposal-layer-no-phase.log": "none",
-    "fork-required/shufflenet-v2-net-spec-keyerror-shufflechannel.log": "none",
     # "No module named 'caffe._caffe'" from the distro's Caffe where DenseCap's was needed.
     "fork-required/densecap-apt-caffe-no-module-caffe-_caffe.log": "caffe-library-missing",
     # `six` missing for a build script, not for pycaffe.

@@ -448,6 +448,13 @@ def test_a_name_upstream_lacks_is_a_forks_unless_a_mistake(built_caffe, tmp_path
             "print(caffe_pb2.MultiBoxLossParameter.MAX_NEGATIVE)",
             "has no attribute 'MultiBoxLossParameter'",
         ),
+        # a ShuffleNet generator's net_spec call for a layer type upstream lacks
+        (
+            "from caffe import layers as L, NetSpec\nn = NetSpec()\n"
+            "n.data = L.Input(shape=dict(dim=[1, 4, 8, 8]))\n"
+            "n.sc = L.ShuffleChannel(n.data, group=2)\nn.to_proto()",
+            "KeyError: 'ShuffleChannel'",
+        ),
     ],
 )
 def test_a_forks_script_run_by_upstream_pycaffe_is_fork_required(built_caffe, script, shown):

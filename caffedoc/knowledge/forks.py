@@ -155,6 +155,10 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
             r"|Stage Type Not Supported:|[Uu]nsupported layer type:?|with op =)"
             rf" ['\"]?(?:{any_of(layers)})\b",
         ),
+        # pycaffe's net_spec asking its caffe_pb2 for a layer type's *_param name, then the
+        # KeyError naming a type upstream never had: a net written for a fork's layers
+        (1.5, r"_param_names\[self\.type_name\]"),
+        (1.0, rf"^KeyError: '(?!(?:{any_of(forks_data.UPSTREAM_LAYERS)})')[A-Z]\w*'"),
         # with the registry whole (upstream's types listed): not a build that lost them
         (3.0, rf"Unknown layer type: (?:{any_of(layers)}) \(known types: AbsVal, Accuracy\b"),
         # any other type such a registry lacks (a fork not in the table, or a newer
