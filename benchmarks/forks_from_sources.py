@@ -60,6 +60,8 @@ _REGISTERED = re.compile(r"REGISTER_LAYER_(?:CLASS\((\w+)\)|CREATOR\((\w+),)")
 # pycaffe's names: the package's top-level functions and classes, _caffe.cpp's bindings
 _PY_NAME = re.compile(r"^(?:def|class) ([A-Za-z]\w+)|^[A-Z]\w*\.([a-z]\w+)\s*=", re.M)
 _BOUND = re.compile(r'\bdef\("(\w+)"')
+_PROPERTY = re.compile(r'\badd_property\("(\w+)"')
+_ASSIGNED = re.compile(r"^[A-Z]\w*\.(\w+)\s*=", re.M)  # pycaffe.py's Net.blobs = ...
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -134,6 +136,17 @@ def _programs(repo: Path, ref: str, prefix: str = "") -> set[str]:
     return {Path(n).stem for n in listing.split() if n.endswith(".cpp")}
 
 
+def _bindings(repo: Path, ref: str) -> set[str]:
+    """The names pycaffe gives its classes and module at `ref`: pycaffe.py's assignments,
+    _caffe.cpp's bindings and properties."""
+    names: set[str] = set()
+    for name, patterns in (("pycaffe.py", (_ASSIGNED,)), ("_caffe.cpp", (_BOUND, _PROPERTY))):
+        text = _git(repo, "show", f"{ref}:python/caffe/{name}")
+        for pattern in patterns:
+            names |= set(pattern.findall(text))
+    return names
+
+
 def _upstream_words(repo: Path) -> set[str]:
     """Every word of pycaffe's sources in any upstream release."""
     words: set[str] = set()
@@ -175,6 +188,13 @@ def main(mirrors: Path) -> None:
     print("# every program of upstream's releases and of the forks (tools/, examples/)")
     print("PROGRAMS = (")
     for name in sorted(programs):
+        print(f"    {name!r},")
+    print(")")
+    later = _bindings(repo(UPSTREAM[0]), UPSTREAM[1]) - _bindings(repo(UPSTREAM[0]), RELEASES[0])
+    print("# what pycaffe's classes and module gained after upstream's first release (rc):")
+    print("# a pycaffe older than the code calling them lacks them")
+    print("UPSTREAM_LATER_BINDINGS = (")
+    for name in sorted(n for n in later if not n.startswith("__")):
         print(f"    {name!r},")
     print(")")
     print("UPSTREAM_LAYERS = (")

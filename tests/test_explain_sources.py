@@ -544,6 +544,19 @@ def test_an_older_caffe_package_found_first_is_shadowed_caffe(tmp_path):
     assert named(res.stderr)[:1] == ["shadowed-caffe"], res.stderr
 
 
+def test_a_pycaffe_older_than_the_code_is_shadowed_caffe_with_a_hint(tmp_path):
+    """Code calling what pycaffe gained after rc (Net.layer_dict) on an rc-era copy found
+    first: Python's own AttributeError, and the hint says the caffe imported is older."""
+    stale = tmp_path / "old" / "caffe"
+    stale.mkdir(parents=True)
+    (stale / "__init__.py").write_text("class Net(object):\n    pass  # rc's Net: blobs, params\n")
+    script = "import caffe\ncaffe.Net().layer_dict"
+    res = python_c(sys.executable, script, PYTHONPATH=str(stale.parent))
+    assert "'Net' object has no attribute 'layer_dict'" in res.stderr, res.stderr
+    match = explain_stream(io.BytesIO(res.stderr.encode())).matches[0]
+    assert match.problem.id == "shadowed-caffe" and "older than the code" in match.detail
+
+
 def test_an_mkl_header_missing_is_blas(tmp_path):
     """Intel's Caffe includes MKL's vector math header: gcc's real words for it missing."""
     err = _compile(tmp_path, "#include <mkl_vml_functions.h>\nint main() { return 0; }\n", "-c")

@@ -13,7 +13,8 @@ the table still shows by what upstream lacks, and counts a little less: a field 
 LayerParameter ending in `_param`, or of a layer's message, that resembles none of
 upstream's (a typo resembles one: `Signature.accept` tells them apart), a V1 layer
 type in upper case that upstream's enum never had, a caffe/layers header upstream
-never had.
+never had. The same tables tell a pycaffe older than the code: a name upstream's
+pycaffe gained after its first release, missing, is shadowed-caffe's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from caffedoc.knowledge import Signature, any_of, forks_data, owners
 
 SOURCE = "caffedoc/knowledge/forks_data.py"
 PROBLEM = "fork-required"
+OLDER = "shadowed-caffe"  # a Caffe older than the code, found before the one meant
+OLDER_HINT = (
+    "The caffe imported is older than the code: upstream's pycaffe gained this name after "
+    "its first release. See which one loads (python -c 'import caffe; print(caffe.__file__)') "
+    "and update it, or put the newer build first."
+)
 OUTRANKS = ("prototxt-parse",)
 NO_FIELD = r" has\s?no\s?field named "  # protobuf's words, as pastes mangle their spaces
 # caffe.proto's package, or that of a reader's copy of it: TensorRT's (ditcaffe, then
@@ -219,12 +226,20 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         outranks=OUTRANKS,
         accept=_not_a_typo_of_a_layer_param,
     )
+    # a name pycaffe gained after upstream's first release, missing from the caffe that
+    # was imported: a pycaffe older than the code found first (or its pycaffe.py newer
+    # than its _caffe.so)
+    older = (
+        r"(?:'(?:Net|\w*Solver|Blob|Layer)' object|module '?caffe(?:\._caffe)?'?) "
+        rf"has no attribute '(?:{any_of(forks_data.UPSTREAM_LATER_BINDINGS)})'"
+    )
     return {
         PROBLEM: (
             *(Signature(re.compile(p), w, SOURCE, outranks=OUTRANKS) for w, p in forms),
             layer_param,
             any_field,
-        )
+        ),
+        OLDER: (Signature(re.compile(older), 2.5, SOURCE, hint=OLDER_HINT),),
     }
 
 
