@@ -237,6 +237,12 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
         ),
         # ptxas (its option gpu-name) refusing an arch the CUDA it ships with dropped
         ("ptxas fatal   : Value 'sm_30' is not defined for option 'gpu-name'\n", "cuda-arch"),
+        # OpenCV's Python module finding another OpenCV's libraries loaded (dlopen's words)
+        (
+            "ImportError: /usr/lib/python3/dist-packages/cv2.cpython-311-x86_64-linux-gnu.so: "
+            "undefined symbol: _ZN2cv11arrowedLineERKNS_17_InputOutputArrayE\n",
+            "opencv-runtime-crash",
+        ),
         # Cython before 0.29 on a numpy other than the one it was built against
         (
             "ValueError: numpy.dtype has the wrong size, try recompiling. Expected 88, got 96\n",
