@@ -237,6 +237,11 @@ def test_a_cudnn_call_of_another_release_is_cudnn_version(tmp_path):
         ),
         # ptxas (its option gpu-name) refusing an arch the CUDA it ships with dropped
         ("ptxas fatal   : Value 'sm_30' is not defined for option 'gpu-name'\n", "cuda-arch"),
+        # MSVC's link naming a dependency's library as an input it cannot open
+        (
+            "LINK : fatal error LNK1181: cannot open input file 'opencv_world340.lib'\n",
+            "opencv-build",
+        ),
         # OpenCV's Python module finding another OpenCV's libraries loaded (dlopen's words)
         (
             "ImportError: /usr/lib/python3/dist-packages/cv2.cpython-311-x86_64-linux-gnu.so: "

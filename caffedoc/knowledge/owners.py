@@ -230,7 +230,13 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"\blib(?:{lib})\.a\([^)]*\): (?:warning: )?relocation \S+ against .*recompile with -fPIC"
         r"|\blib(?:{lib})\.a: error adding symbols: Bad value",
     ),
-    ("lnk1104", "build", 3.0, r"LNK1104: cannot open file '[^']*?\b(?:lib)?(?:{lib})\.lib'"),
+    # MSVC's link: a library it cannot open (1104), or one named as an input (1181)
+    (
+        "lnk1104",
+        "build",
+        3.0,
+        r"LNK11(?:04|81): cannot open (?:input )?file '[^']*?\b(?:lib)?(?:{lib})\.lib'",
+    ),
     (
         "make-rule",
         "build",
