@@ -34,8 +34,8 @@ import codecs
 import functools
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
 from typing import BinaryIO
 
 import ahocorasick_rs
@@ -128,14 +128,11 @@ class Explanation:
 
 
 @dataclass(frozen=True)
-class _Signature:
-    index: int
-    problem: str
-    pattern: re.Pattern[str]
-    weight: float
-    outranks: tuple[str, ...]
-    accept: Callable[[re.Match[str]], bool] | None
-    hint: str
+class _Signature(knowledge.Signature):
+    """A knowledge-base signature with its place in the scan and its problem's id."""
+
+    index: int = -1
+    problem: str = ""
 
 
 def anchors(pattern: re.Pattern[str]) -> list[str]:
@@ -235,7 +232,8 @@ def _signatures() -> tuple[tuple[_Signature, tuple[bytes, ...]], ...]:
                     f"{pid}.toml: signature {s.pattern.pattern!r} has no literal of "
                     f"{ANCHOR_MIN}+ characters that every match must contain"
                 )
-            sig = _Signature(len(out), pid, s.pattern, s.weight, s.outranks, s.accept, s.hint)
+            own = {f.name: getattr(s, f.name) for f in fields(s)}
+            sig = _Signature(**own, index=len(out), problem=pid)
             out.append((sig, keys))
     return tuple(out)
 

@@ -123,16 +123,15 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
         f'{re.escape(m)}"{NO_FIELD}"(?:{any_of(f)})' for m, f in sorted(fields.items())
     )
     attributes = any_of(values | {m.split(".")[-1] for m in messages} | python)
-    upstream_layer_fields = any_of(
+    upstream_layer_fields = {
         f for m, f in forks_data.UPSTREAM_FIELDS if m in ("LayerParameter", "V1LayerParameter")
-    )
+    }
     upstream_messages = {m.split(".")[-1] for m, _ in forks_data.UPSTREAM_FIELDS}
     layer_messages = any_of(upstream_messages - set(NOT_LAYERS))
     fork_messages = {m.split(".")[-1] for m in messages} - upstream_messages
-    upstream_layer_names = {f for m, f in forks_data.UPSTREAM_FIELDS if m == "LayerParameter"}
     fork_layer_params = {
         f for f in fields.get("LayerParameter", ()) if f.endswith("_param")
-    } - upstream_layer_names
+    } - upstream_layer_fields
     forms = (
         # the exact pairs in a lookahead, so that the line's anchor stays the message's
         # own words rather than hundreds of pairs
@@ -219,7 +218,7 @@ def signatures() -> dict[str, tuple[Signature, ...]]:
     # a layer's *_param upstream lacks: a fork's layer, unless a typo of upstream's
     layer_param = Signature(
         re.compile(
-            rf'"{PACKAGE}(?:V1)?LayerParameter"{NO_FIELD}"(?!(?:{upstream_layer_fields})")(\w+)_param"'
+            rf'"{PACKAGE}(?:V1)?LayerParameter"{NO_FIELD}"(?!(?:{any_of(upstream_layer_fields)})")(\w+)_param"'
         ),
         2.5,
         SOURCE,
