@@ -78,6 +78,19 @@ int main(int argc, char** argv) {
 FORK_LAYER = 'layer { name: "l" type: "%s" bottom: "data" top: "l" %s }\n'
 
 
+@pytest.fixture(scope="module")
+def opencv_reader(tmp_path_factory) -> Path:
+    """OPENCV_READER compiled once against this machine's OpenCV."""
+    where = tmp_path_factory.mktemp("reader")
+    (where / "reader.cpp").write_text(OPENCV_READER)
+    build = subprocess.run(
+        ["g++", f"-I{OPENCV}", "reader.cpp", "-o", "reader", "-lopencv_dnn", "-lopencv_core"],
+        capture_output=True, text=True, timeout=300, cwd=where,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    return where / "reader"
+
+
 @pytest.mark.parametrize(
     ("layer", "said"),
     [
@@ -88,17 +101,10 @@ FORK_LAYER = 'layer { name: "l" type: "%s" bottom: "data" top: "l" %s }\n'
     ],
     ids=("a-fork-field", "a-fork-layer-type"),
 )
-def test_a_forks_net_read_by_opencvs_dnn_is_fork_required(tmp_path, layer, said):
-    path = tmp_path / "reader.cpp"
-    path.write_text(OPENCV_READER)
-    build = subprocess.run(
-        ["g++", f"-I{OPENCV}", str(path), "-o", "reader", "-lopencv_dnn", "-lopencv_core"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
+def test_a_forks_net_read_by_opencvs_dnn_is_fork_required(opencv_reader, tmp_path, layer, said):
     net = 'name: "n"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n' + layer
     (tmp_path / "net.prototxt").write_text(net)
-    res = subprocess.run(["./reader", "net.prototxt"], capture_output=True, text=True,
+    res = subprocess.run([opencv_reader, "net.prototxt"], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)  # fmt: skip
     assert res.returncode == 1 and said in res.stderr, res.stderr
     assert named(res.stderr)[:1] == ["fork-required"], res.stderr
