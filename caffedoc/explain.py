@@ -353,7 +353,13 @@ def _clean(chunk: bytes) -> bytes:
     """Without colours and carriage returns, with rows a console cut at its width joined;
     newlines (and so line numbers) are kept."""
     text = _ANSI.sub(b"", chunk).replace(b"\r\n", b"\n").replace(b"\r", b" ")
-    return _WRAPPED.sub(_unwrap, text)
+    return _INLINE_CODE.sub(rb"\1\2", _WRAPPED.sub(_unwrap, text))
+
+
+# A line quoted as Markdown inline code, as an issue thread shows a one-line error
+# (`ImportError: No module named pydot`): read without the backticks, so that
+# signatures anchored at the line's end still see it end.
+_INLINE_CODE = re.compile(rb"(?m)^([ \t]*)`([^`\n]+)`[ \t]*$")
 
 
 # Windows' console wraps every line at its width (80 columns by default) and a copy

@@ -723,6 +723,20 @@ def test_rows_a_windows_console_cut_at_80_columns_are_read_as_one_line():
     assert [e.line for e in result.matches[1].evidence] == [2, 5]  # the line after keeps its number
 
 
+def test_a_one_line_error_quoted_as_markdown_inline_code_is_read_without_the_backticks():
+    """Issue threads quote a one-line error as `...`; caffe.draw's import of pydot, for real."""
+    ran = subprocess.run(
+        [sys.executable, "-c", "import pydot"], capture_output=True, text=True, timeout=60
+    )
+    error = ran.stderr.strip().splitlines()[-1]
+    assert error == "ModuleNotFoundError: No module named 'pydot'"
+    quoted = f"I ran python/draw_net.py and got\n\n`{error}`\n\nany idea?\n"
+    result = explain_stream(io.BytesIO(quoted.encode()))
+    assert result.matches[0].problem.id == "pycaffe-deps-missing"
+    assert [(e.line, e.text) for e in result.matches[0].evidence] == [(3, error)]
+    assert not explain_stream(io.BytesIO(b"`ls` shows nothing\n")).recognized
+
+
 def test_a_log_whose_own_lines_are_80_wide_is_joined_a_few_rows_at_most():
     rows = b"".join(b"%079d|\n" % i for i in range(1000))  # 1000 lines of 80 columns
     clash = b"[libprotobuf ERROR descriptor_database.cc:58] File already exists in database: "
