@@ -291,7 +291,13 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         2.5,
         r"(?:^|[\s/])(?:{header}):\d+(?::\d+)?: (?:fatal )?error: (?!\S+: No such file)",
     ),
-    ("cmake-find", "build", 3.0, r"^(?:[\s>]*\d+)?\s*Could NOT find (?:{cmake})\b"),
+    # FindPackageHandleStandardArgs' words, alone on their line or after "CMake Error: "
+    (
+        "cmake-find",
+        "build",
+        3.0,
+        r"^(?:[\s>]*\d+)?\s*(?:CMake Error:\s*)?Could NOT find (?:{cmake})\b",
+    ),
     (
         "cmake-config",
         "build",
@@ -321,6 +327,9 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         r"对" + QUOTE + r"(?:typeinfo for |vtable for )?(?:{sym}).*?未定义的引用",
     ),
     ("loader-undefined", "mismatch", 3.0, r"undefined symbol: (?:{sym})"),
+    # MATLAB's own loader refusing a MEX file (matcaffe's caffe_.mexa64) whose symbol it
+    # resolved against a library MATLAB bundles, of another release
+    ("mex-missing", "mismatch", 3.0, r"Missing symbol " + QUOTE + r"(?:{sym})"),
     # macOS dyld at import, its C++ names mangled with the platform's extra underscore
     ("dyld-symbol", "mismatch", 3.0, r"Symbol not found: _?(?:{sym})"),
     (
