@@ -69,6 +69,29 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 23's misses after tuning (found by the words of their fix):
+    # a one-line retyped "can not open file "python36.lib"" where Boost.Python's
+    # auto-link named another Python than Anaconda's 3.5.
+    "boost-python/caffe-windows-link-cannot-open-file-python36-lib-with-python35.log": "none",
+    # DIGITS 3 asking for NVIDIA's fork ("expected suffix -nv") where CAFFE_ROOT was misspelt.
+    "caffe-missing/digits-caffe-root-invalid-wrong-envvar-name.log": "fork-required",
+    # a fork's Python layer module missing ("No module named roi_data_layer"), alone.
+    "fork-required/spindlenet-no-module-named-roi-data-layer.log": "none",
+    # pycaffe under Anaconda's Python loading Anaconda's OpenCV (libcaffe's undefined
+    # cv::imencode reads as OpenCV's), or libcaffe's own caffe::curandGetErrorString
+    # unresolved: both cured by the system's Python, which no line names.
+    "interpreter-drift/crfasrnn-anaconda-libcaffe-undefined-cv-imencode.log": "opencv-build",
+    "interpreter-drift/train-crf-rnn-anaconda-undefined-curandgeterrorstring.log": "none",
+    # "No module named _caffe" (or caffe) for a pycaffe built for Python 3 run by Python 2,
+    # on the maintainer's word; and a project's easydict installed for the other Python.
+    "interpreter-drift/deepdreamer-no-module-named-caffe-python27.log": "caffe-library-missing",
+    "interpreter-drift/py-faster-rcnn-python3-fork-no-module-named-easydict.log": "none",
+    # DIGITS kept an older Caffe without crop_param: the parse error alone says prototxt.
+    "shadowed-caffe/digits-still-uses-old-caffe-no-field-named-crop-param.log": "prototxt-parse",
+    # cublas_v2.h missing where CMake did not pass CPU_ONLY to every target (Caffe's bug).
+    "none/caffe-cmake-cpu-only-cublas-v2-h-missing.log": "cuda-library-path",
+    # SSD's Makefile lacking boost_regex and opencv_videoio at once: read as OpenCV's.
+    "none/caffe-ssd-make-undefined-reference-boost-regex-and-cv-videocapture.log": "opencv-build",
     # Round 17's misses, scored with the final engine and not tuned on:
     # PPGN's captioning net needs its fork's EmbedLayer, which can backpropagate to its input.
     "fork-required/ppgn-caption-embedlayer-backpropagate-master-caffe.log": "none",
@@ -97,9 +120,6 @@ KNOWN_MISSES = {
     # `module 'caffe' has no attribute 'Net'` where pycaffe was never built: read as
     # another caffe package found first, as seven corpus logs of it were labelled.
     "caffe-missing/tf2caffe-module-caffe-no-attribute-net.log": "shadowed-caffe",
-    # DIGITS running `ldd ./caffe` in a Caffe whose layout it does not accept: read as
-    # Caffe's program missing, as the scripts of round 16 were labelled.
-    "none/digits-caffe-home-wrong-layout.log": "caffe-missing",
     # a net mixing `layer` and `layers` for a fork; net_spec missing a fork's layer
     # (KeyError); protobuf 4's bare "Couldn't build proto file into descriptor pool".
     "fork-required/deepbit-inconsistent-layer-layers-newest-caffe.log": "none",
