@@ -353,13 +353,17 @@ def _clean(chunk: bytes) -> bytes:
     """Without colours and carriage returns, with rows a console cut at its width joined;
     newlines (and so line numbers) are kept."""
     text = _ANSI.sub(b"", chunk).replace(b"\r\n", b"\n").replace(b"\r", b" ")
-    return _INLINE_CODE.sub(rb"\1\2", _WRAPPED.sub(_unwrap, text))
+    return _QUOTED.sub(rb"\1\2\3\4", _WRAPPED.sub(_unwrap, text))
 
 
-# A line quoted as Markdown inline code, as an issue thread shows a one-line error
-# (`ImportError: No module named pydot`): read without the backticks, so that
-# signatures anchored at the line's end still see it end.
-_INLINE_CODE = re.compile(rb"(?m)^([ \t]*)`([^`\n]+)`[ \t]*$")
+# A line quoted whole, as an issue thread shows a one-line error: Markdown inline code
+# (`ImportError: No module named pydot`), plain or typographic double quotes. Read
+# without the quotes, so that signatures anchored at the line's end still see it end.
+_QUOTED = re.compile(
+    rb"(?m)^([ \t]*)"
+    rb'(?:`([^`\n]+)`|"([^"\n]+)"|\xe2\x80\x9c((?:(?!\xe2\x80\x9d)[^\n])+)\xe2\x80\x9d)'
+    rb"[ \t]*$"
+)
 
 
 # Windows' console wraps every line at its width (80 columns by default) and a copy

@@ -743,18 +743,20 @@ def test_rows_a_windows_console_cut_at_80_columns_are_read_as_one_line():
     assert [e.line for e in result.matches[1].evidence] == [2, 5]  # the line after keeps its number
 
 
-def test_a_one_line_error_quoted_as_markdown_inline_code_is_read_without_the_backticks():
-    """Issue threads quote a one-line error as `...`; caffe.draw's import of pydot, for real."""
+@pytest.mark.parametrize("left, right", [("`", "`"), ('"', '"'), ("\u201c", "\u201d")])
+def test_a_one_line_error_quoted_whole_is_read_without_the_quotes(left, right):
+    """Issue threads quote a one-line error as `...` or "..."; caffe.draw's import of
+    pydot, for real."""
     ran = subprocess.run(
         [sys.executable, "-c", "import pydot"], capture_output=True, text=True, timeout=60
     )
     error = ran.stderr.strip().splitlines()[-1]
     assert error == "ModuleNotFoundError: No module named 'pydot'"
-    quoted = f"I ran python/draw_net.py and got\n\n`{error}`\n\nany idea?\n"
+    quoted = f"I ran python/draw_net.py and got\n\n{left}{error}{right}\n\nany idea?\n"
     result = explain_stream(io.BytesIO(quoted.encode()))
     assert result.matches[0].problem.id == "pycaffe-deps-missing"
     assert [(e.line, e.text) for e in result.matches[0].evidence] == [(3, error)]
-    assert not explain_stream(io.BytesIO(b"`ls` shows nothing\n")).recognized
+    assert not explain_stream(io.BytesIO(f"{left}ls{right} shows nothing\n".encode())).recognized
 
 
 def test_a_log_whose_own_lines_are_80_wide_is_joined_a_few_rows_at_most():
