@@ -163,6 +163,27 @@ def test_boost_python_by_a_name_the_distribution_does_not_use_hints_its_name(tmp
     assert match.problem.id == "boost-python" and "PYTHON_LIBRARIES" in match.detail, err
 
 
+def test_a_bundled_caffe_never_checked_out_is_caffe_missing_with_a_hint(tmp_path):
+    """OpenPose builds its 3rdparty/caffe submodule as an ExternalProject; a copy of the
+    tree without the submodule's files (here a placeholder README, which CMake 3.25's own
+    check of an empty directory lets pass): real CMake, at the build's configure step."""
+    (tmp_path / "3rdparty" / "caffe").mkdir(parents=True)
+    (tmp_path / "3rdparty" / "caffe" / "README.md").write_text("git submodule update --init\n")
+    (tmp_path / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.10)\nproject(app NONE)\ninclude(ExternalProject)\n"
+        "ExternalProject_Add(openpose_lib SOURCE_DIR ${CMAKE_SOURCE_DIR}/3rdparty/caffe\n"
+        '  INSTALL_COMMAND "")\n'
+    )
+    build = tmp_path / "build"
+    run = {"capture_output": True, "text": True, "timeout": 300}
+    subprocess.run(["cmake", "-S", str(tmp_path), "-B", str(build)], check=True, **run)
+    made = subprocess.run(["cmake", "--build", str(build)], **run)
+    log = made.stdout + made.stderr
+    assert made.returncode != 0 and "does not appear to contain CMakeLists.txt" in log, log
+    match = explain_stream(io.BytesIO(log.encode())).matches[0]
+    assert match.problem.id == "caffe-missing" and "--recursive" in match.detail, log
+
+
 def test_an_opencv_module_missing_from_the_link_line_is_opencv_build(tmp_path):
     """cv::imread lives in opencv_imgcodecs since OpenCV 3; a link line that reaches it
     only through another module's dependency gets binutils' "DSO missing"."""

@@ -260,14 +260,14 @@ FORMS: tuple[tuple[str, float, str], ...] = (
         "shell-path",
         "build",
         2.5,
-        r"(?<!cd: )\S*/(?:{prog})(?:\.bin|\.exe)?: "
+        r"(?<!cd: )\S*/(?:{prog})(?:\.bin|\.exe)?: ?"
         r"(?:No such file or directory|(?:command )?not found)",
     ),
     (
         "shell-name",
         "build",
         2.5,
-        r"(?:^|\bsh: \d+: |\bbash: |\bline \d+: |\bmake(?:\[\d+\])?: )(?:{prog})(?:\.bin)?: "
+        r"(?:^|\bsh: \d+: |\bbash: |\bline \d+: |\bmake(?:\[\d+\])?: ?)(?:{prog})(?:\.bin)?: "
         r"(?:(?:command )?not found|No such file or directory)",
     ),
     (
