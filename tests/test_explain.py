@@ -69,6 +69,42 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 24's misses after tuning (projects' threads found by the words of their fix):
+    # a Java native library (CaffeOnSpark's lmdbjni) off java.library.path.
+    "caffe-library-missing/caffeonspark-no-lmdbjni-in-java-library-path.log": "none",
+    # "all CUDA-capable devices are busy or unavailable" from a compute-capability-2.0
+    # card, cured by another GPU: the words say no usable device.
+    "cuda-arch/digits-classify-all-cuda-devices-busy-low-compute-capability.log": "gpu-driver",
+    # DIGITS' "No devices found." where libcudart was off the loader's path; waifu2x's
+    # own words for a cuDNN DLL and a driver it could not use.
+    "cuda-library-path/digits-device-query-no-devices-found-libcudart.log": "none",
+    "cuda-library-path/waifu2x-caffe-cannot-find-cudnn64-5-dll.log": "none",
+    "gpu-driver/waifu2x-caffe-cuda-driver-may-not-be-installed.log": "none",
+    # a bare "Segmentation fault (core dumped)" (an old fork's cuDNN layers) and a macOS
+    # "Segmentation fault: 11" from `make pytest` (two Pythons): no line names either.
+    "cudnn-version/py-faster-rcnn-demo-segfault-core-dumped.log": "none",
+    "interpreter-drift/caffe-macos-make-pytest-segfault-11.log": "none",
+    # CaffeOnSpark's Maven build failing on protoc's output for BVLC's caffe.proto, its
+    # messages lost to the locale; a fork's pycaffe never built (No module named _caffe).
+    "fork-required/caffeonspark-caffe-java-not-generated-bvlc-caffe-public.log": "none",
+    "fork-required/faster-rcnn-windows-ms-caffe-no-module-named-caffe-underscore.log": (
+        "caffe-library-missing"
+    ),
+    # CMake finding an old system Python 2.6 where spack meant its Python 3.
+    "interpreter-drift/spack-caffe-cmake-finds-system-python2-instead-of-python3.log": "none",
+    # a retyped one-line "error : 'cv::VideoCapture::VideoCapture()'".
+    "opencv-build/mobilenet-yolo-videocapture-undefined.log": "none",
+    # conda's solver refusing caffe beside tensorflow over the libprotobuf each pins.
+    "protobuf-version-drift/conda-caffe-tensorflow-unsatisfiable-environment.log": "none",
+    # caffe2's headers in /usr/local/include/caffe found before RefineDet's own: its SSD
+    # types undeclared in its own sources, which reads as nothing known.
+    "shadowed-caffe/refinedet-annotateddatum-does-not-name-a-type.log": "none",
+    "shadowed-caffe/refinedet-permute-param-not-declared-usr-local-include-caffe.log": "none",
+    # cuDNN's EXECUTION_FAILED from a workload too large for the card's time limit.
+    "none/deep-image-analogy-unspecified-launch-failure-large-ratio.log": "cudnn-version",
+    # a heap error inside OpenCV 3.3's allocator that the maintainer put on OpenCV's
+    # release, unconfirmed.
+    "none/openpose-free-invalid-next-size-opencv33-puttext.log": "opencv-runtime-crash",
     # Round 23's misses after tuning (found by the words of their fix):
     # a one-line retyped "can not open file "python36.lib"" where Boost.Python's
     # auto-link named another Python than Anaconda's 3.5.
