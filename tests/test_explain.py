@@ -69,6 +69,15 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 25's misses after tuning (the docs corpus):
+    # person_search's Cysu/caffe binds caffe.mpi_init; that fork is not in the table.
+    "fork-required/person-search-eval-test-caffe-has-no-attribute-mpi-init.log": "none",
+    # caffe_copy calling CUDA in CPU mode on a machine without a GPU (a Caffe bug, fixed
+    # upstream): the words are the driver's.
+    "none/caffe-cpu-only-machine-caffe-copy-cuda-driver-insufficient.log": "gpu-driver",
+    # Caffe's own src/caffe/common.cpp not finding caffe/common.hpp: INCLUDE_DIRS lost
+    # ./include, which reads as a program's build not finding Caffe.
+    "none/caffe-macos-make-all-common-hpp-file-not-found.log": "caffe-missing",
     # Round 24's misses after tuning (projects' threads found by the words of their fix):
     # a Java native library (CaffeOnSpark's lmdbjni) off java.library.path.
     "caffe-library-missing/caffeonspark-no-lmdbjni-in-java-library-path.log": "none",
