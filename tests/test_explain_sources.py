@@ -351,6 +351,58 @@ def test_a_form_with_a_fix_of_its_own_shows_it_as_the_hint(log, hint):
     assert match.problem.id == "gpu-driver" and hint in match.detail
 
 
+@pytest.mark.parametrize(
+    ("log", "problem", "hint"),
+    [
+        # Caffe's CURAND_CHECK (math_functions.cu) on a GPU its CUDA builds no code for
+        (
+            "F0118 23:29:34.400086 13613 math_functions.cu:408] Check failed: status == "
+            "CURAND_STATUS_SUCCESS (201 vs. 0)  CURAND_STATUS_LAUNCH_FAILURE",
+            "cuda-arch",
+            "libcurand.so.7.5",
+        ),
+        # NGC's container entrypoint on a GPU older than the release supports
+        (
+            "ERROR: Detected NVIDIA Tesla K80 GPU, which is not supported by this container",
+            "cuda-arch",
+            "older release",
+        ),
+        # DIGITS' config/caffe.py, its two ways of looking
+        (
+            "A valid Caffe installation was not found on your system.\n"
+            "Use the envvar CAFFE_ROOT to indicate a valid installation.",
+            "caffe-missing",
+            "export CAFFE_ROOT",
+        ),
+        (
+            '"/opt/caffe/" from CAFFE_ROOT does not point to a valid installation of Caffe.\n'
+            'ValueError: Caffe executable not found at "/opt/caffe/build/tools"',
+            "caffe-missing",
+            "export CAFFE_ROOT",
+        ),
+        # GTK 3's check_mixed_deps, as g_error words it
+        (
+            "(run_toolbox.py:16194): Gtk-ERROR **: GTK+ 2.x symbols detected. Using GTK+ 2.x "
+            "and GTK+ 3 in the same process is not supported",
+            "opencv-runtime-crash",
+            "opencv-python-headless",
+        ),
+        # glog's stack trace through protobuf's C++ extension (pyext's cdescriptor_pool)
+        (
+            "*** SIGSEGV (@0x9) received by PID 25343 (TID 0x7f07c0e80ac0) from PID 9; stack "
+            "trace: ***\n    @     0x7f0784fa6346 google::protobuf::DescriptorPool::"
+            "FindFileByName()\n    @     0x7f0784f84ac8 google::protobuf::python::"
+            "cdescriptor_pool::AddSerializedFile()",
+            "protobuf-version-drift",
+            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python",
+        ),
+    ],
+)
+def test_a_message_in_its_sources_words_names_its_problem_and_hint(log, problem, hint):
+    match = explain_stream(io.BytesIO(log.encode())).matches[0]
+    assert match.problem.id == problem and hint in match.detail, match
+
+
 # ---------------------------------------------------------------- a fork's net, another Caffe
 
 SSD_NET = """name: "ssd-head"
