@@ -69,6 +69,11 @@ def test_corpus_names_every_id_with_real_sources():
 # Today's misses, each by name: a new miss or a fixed one fails the test below, so a
 # single regression shows (a percentage floor would hide it). case -> what explain says.
 KNOWN_MISSES = {
+    # Round 26's miss: the distribution's dist-packages/caffe found first, its libcaffe
+    # gone; the loader's words name only the library.
+    "shadowed-caffe/lamply-notes-dist-packages-caffe-libcaffe-so-not-found.log": (
+        "caffe-library-missing"
+    ),
     # Round 25's misses after tuning (the docs corpus):
     # person_search's Cysu/caffe binds caffe.mpi_init; that fork is not in the table.
     "fork-required/person-search-eval-test-caffe-has-no-attribute-mpi-init.log": "none",
