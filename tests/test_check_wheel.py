@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from caffedoc.build import toolkit
 from tests.conftest import caffedoc
+from tests.fixtures import cuda_libs
 from tests.fixtures.caffe_build import RECIPE, clean_env
 from tests.fixtures.wheel_gpu import WheelVenv, wheel_venv
 
@@ -71,10 +71,12 @@ def test_a_gpu_wheel_with_another_cudnn_or_without_curand_is_named(gpu_wheel, tm
     soname, path, version = report["facts"]["protobuf"]["caffe_links"]
     assert soname.startswith("libprotobuf-") and path.startswith(str(v.site)), soname
     assert version is None  # a copy inside the wheel, not the machine's package
-    # Another cuDNN wheel over the pinned one (pip only warns of the conflict).
+    # Another cuDNN wheel over the pinned one (pip only warns of the conflict); on a fresh
+    # machine the older one is not among the build's wheels yet: downloaded here.
+    older = cuda_libs.wheel(cuda_libs.CUDNN_13_OLDER)
     offline = [v.python, "-m", "pip", "install", "-q", "--no-index", "--find-links",
-               str(toolkit.wheel_dir())]  # fmt: skip
-    res = subprocess.run([*offline, "nvidia-cudnn-cu13==9.13.0.50"], capture_output=True,
+               str(older.parent)]  # fmt: skip
+    res = subprocess.run([*offline, cuda_libs.CUDNN_13_OLDER], capture_output=True,
                          text=True, timeout=900, env=clean_env())  # fmt: skip
     assert res.returncode == 0 and "9.13.1.26" in res.stderr, res.stderr
     code, report = check(v.python)
