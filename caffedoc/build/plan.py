@@ -191,6 +191,9 @@ def cmake_args(recipe: Recipe, py: BuildPython) -> tuple[str, ...]:
             "PYTHON_EXECUTABLE": str(py.path),
             "PYTHON_INCLUDE_DIR": str(py.include),
             "PYTHON_LIBRARY": str(interpreter.link_library(py)),
+            # Caffe's export(PACKAGE Caffe) would write the build tree into the user's
+            # ~/.cmake/packages, outside the prefix and beyond an undo.
+            "CMAKE_EXPORT_NO_PACKAGE_REGISTRY": "ON",
         }
     )
     return tuple(f"-D{k}={v}" for k, v in opts.items())
