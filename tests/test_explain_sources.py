@@ -184,6 +184,23 @@ def test_a_bundled_caffe_never_checked_out_is_caffe_missing_with_a_hint(tmp_path
     assert match.problem.id == "caffe-missing" and "--recursive" in match.detail, log
 
 
+def test_gtk_2_and_3_in_one_process_is_the_opencv_crash_with_its_hint():
+    """OpenCV's highgui with one GTK beside a module that brought the other: the real
+    libraries loaded into one Python, and GTK 3's own check aborting it."""
+    script = (
+        "import ctypes\n"
+        "ctypes.CDLL('libgtk-x11-2.0.so.0', mode=ctypes.RTLD_GLOBAL)\n"
+        "ctypes.CDLL('libgtk-3.so.0', mode=ctypes.RTLD_GLOBAL).gtk_init_check(None, None)\n"
+    )
+    ran = python_c(sys.executable, script)
+    if "OSError" in ran.stderr:
+        pytest.skip(f"needs GTK 2 and GTK 3 (libgtk2.0-0, libgtk-3-0): {ran.stderr[-200:]}")
+    assert ran.returncode != 0 and "GTK+ 2.x symbols detected" in ran.stderr, ran.stderr
+    match = explain_stream(io.BytesIO(ran.stderr.encode())).matches[0]
+    assert match.problem.id == "opencv-runtime-crash", ran.stderr
+    assert "opencv-python-headless" in match.detail
+
+
 def test_an_opencv_module_missing_from_the_link_line_is_opencv_build(tmp_path):
     """cv::imread lives in opencv_imgcodecs since OpenCV 3; a link line that reaches it
     only through another module's dependency gets binutils' "DSO missing"."""
