@@ -344,33 +344,37 @@ def test_message_forms_from_the_tools_own_sources(log, expected):
 
 
 @pytest.mark.parametrize(
-    ("log", "hint"),
+    ("log", "problem", "hint"),
     [
-        # the driver's own words (NVML, the kernel module, the installer, modprobe, docker)
-        ("Failed to initialize NVML: Driver/library version mismatch", "without a reboot"),
+        # the driver's own words (NVML, the kernel module, the installer, modprobe, docker):
+        # one finding, and each form its own remedy
+        (
+            "Failed to initialize NVML: Driver/library version mismatch",
+            "gpu-driver",
+            "without a reboot",
+        ),
         (
             "NVRM: API mismatch: the client has the version 535.54.03, but this kernel module "
             "has the version 525.85.12.",
+            "gpu-driver",
             "without a reboot",
         ),
-        ("ERROR: The Nouveau kernel driver is currently in use by your system.", "blacklist"),
-        ("modprobe: ERROR: could not insert 'nvidia': Required key not available", "Secure Boot"),
+        (
+            "ERROR: The Nouveau kernel driver is currently in use by your system.",
+            "gpu-driver",
+            "blacklist",
+        ),
+        (
+            "modprobe: ERROR: could not insert 'nvidia': Required key not available",
+            "gpu-driver",
+            "Secure Boot",
+        ),
         (
             'docker: Error response from daemon: could not select device driver "" with '
             "capabilities: [[gpu]].",
+            "gpu-driver",
             "NVIDIA Container Toolkit",
         ),
-    ],
-)
-def test_a_form_with_a_fix_of_its_own_shows_it_as_the_hint(log, hint):
-    """The driver's problems share one finding, but each form has its own remedy."""
-    match = explain_stream(io.BytesIO(log.encode())).matches[0]
-    assert match.problem.id == "gpu-driver" and hint in match.detail
-
-
-@pytest.mark.parametrize(
-    ("log", "problem", "hint"),
-    [
         # Caffe's CURAND_CHECK (math_functions.cu) on a GPU its CUDA builds no code for
         (
             "F0118 23:29:34.400086 13613 math_functions.cu:408] Check failed: status == "
@@ -416,6 +420,7 @@ def test_a_form_with_a_fix_of_its_own_shows_it_as_the_hint(log, hint):
     ],
 )
 def test_a_message_in_its_sources_words_names_its_problem_and_hint(log, problem, hint):
+    """Forms that share one finding each show the remedy their exact words call for."""
     match = explain_stream(io.BytesIO(log.encode())).matches[0]
     assert match.problem.id == problem and hint in match.detail, match
 
